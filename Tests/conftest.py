@@ -1,0 +1,71 @@
+"""Shared fixtures. Keys are 1024-bit (``allow_weak``) so that the suite stays fast: the
+security of the size is irrelevant to what these tests check; 3072-bit figures come from the
+benchmark."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PUBLIC_LAPTOPS = ROOT.parent / "shared" / "data" / "laptop_data.csv"
+TEST_KEY_BITS = 1024
+
+
+@pytest.fixture(scope="session")
+def keypair():
+    from ppml.paillier import generate_keypair
+
+    return generate_keypair(TEST_KEY_BITS, allow_weak=True)
+
+
+@pytest.fixture(scope="session")
+def other_keypair():
+    from ppml.paillier import generate_keypair
+
+    return generate_keypair(TEST_KEY_BITS, allow_weak=True)
+
+
+@pytest.fixture(scope="session")
+def bundled_raw():
+    """The committed synthetic laptop data (raw columns, strings)."""
+    import pandas as pd
+
+    return pd.read_csv(ROOT / "Data" / "laptop_data.csv", dtype=str, keep_default_na=False)
+
+
+@pytest.fixture(scope="session")
+def pipeline():
+    from ppml.artifacts import PIPELINE, load_pickle
+
+    return load_pickle(ROOT / PIPELINE)
+
+
+@pytest.fixture(scope="session")
+def col_tnf():
+    from ppml.artifacts import COL_TNF, load_pickle
+
+    return load_pickle(ROOT / COL_TNF)
+
+
+@pytest.fixture(scope="session")
+def params():
+    from ppml.artifacts import PARAMS_DIR, load_parameters
+
+    return load_parameters(ROOT / PARAMS_DIR)
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    """A working folder with the model artifacts reachable as in the repository root."""
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def run_script(name: str, *args: str, cwd=None, stdin: bytes | None = None):
+    """Run one of the three root scripts as its own process."""
+    import subprocess
+
+    return subprocess.run([sys.executable, str(ROOT / name), *args], cwd=cwd, input=stdin,
+                          capture_output=True, timeout=300)

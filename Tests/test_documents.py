@@ -1,0 +1,114 @@
+"""Stage documents: round trips, and every check a reader makes before doing any work."""
+from __future__ import annotations
+
+import copy
+import json
+
+import pytest
+
+from ppml.documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec
+from ppml.errors import DocumentError, KeyMismatchError
+from ppml.paillier import Encryptor, design_codec, encrypt_packed
+
+
+@pytest.fixture(scope="module")
+def spec():
+    codec = design_codec([0.0, -1.0], [1.0, 10.0], [0.3, -0.2], 1.5)
+    return ModelSpec(["a", "b"], [0.0, -1.0], [1.0, 10.0], codec, "Price", "log", {"b_raw": [0.0, 5.0]})
+
+
+@pytest.fixture(scope="module")
+def features_doc(keypair, spec):
+    public = keypair[0]
+    codec = spec.codec
+    rows = [[codec.encode_bound(0.5), codec.encode_bound(3.0)], [0, 0]]
+    from ppml.documents import Batch
+
+    cts = encrypt_packed(Encryptor(public), codec, rows)
+    return EncryptedFeatures(public, spec.fingerprint, codec, codec.slots_for(public.bits), spec.features,
+                             [Batch([0, "x"], cts)]).to_dict()
+
+
+def test_spec_round_trip_and_fingerprint_covers_content(spec):
+    d = json.loads(json.dumps(spec.to_dict()))
+    assert ModelSpec.from_dict(d) == spec
+    d["upper"][0] = 2.0
+    with pytest.raises(DocumentError, match="fingerprint does not match the content"):
+        ModelSpec.from_dict(d)
+
+
+def test_parameters_refuse_weights_of_another_model(spec):
+    params = ModelParameters(spec, [0.3, -0.2], 1.5)
+    other = ModelSpec(["a", "b"], [0.0, -1.0], [1.0, 11.0], spec.codec, "Price", "log")
+    with pytest.raises(KeyMismatchError, match="the coefficients belong to another model"):
+        ModelParameters.from_dicts(other, params.coefficients_dict(), params.intercept_dict())
+
+
+def test_parameters_refuse_a_slot_width_too_small_for_the_weights(spec):
+    params = ModelParameters(spec, [0.3, -0.2], 1.5)
+    big = params.coefficients_dict()
+    big["coefficients"] = [3e6, -0.2]
+    with pytest.raises(DocumentError, match=r"slot width \d+ bits is too small for these weights"):
+        ModelParameters.from_dicts(spec, big, params.intercept_dict())
+
+
+def test_features_round_trip(keypair, features_doc):
+    doc = EncryptedFeatures.from_dict(copy.deepcopy(features_doc), allow_weak=True)
+    assert doc.records == 2 and doc.batches[0].ids == [0, "x"]
+    assert doc.to_dict() == features_doc
+
+
+def _mutate(doc, path, value):
+    d = copy.deepcopy(doc)
+    target = d
+    for p in path[:-1]:
+        target = target[p]
+    if value is KeyError:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    return d
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("format",), "ppml.encrypted-predictions", "format is 'ppml.encrypted-predictions', expected 'ppml.encrypted-features'"),
+    (("version",), 2, "version 2 of 'ppml.encrypted-features' is not supported (supported: 1)"),
+    (("version",), True, "version True of 'ppml.encrypted-features' is not supported (supported: 1)"),
+    (("records",), 3, "records says 3 but the batches hold 2"),
+    (("slots",), 0, "field 'slots' must be at least 1, got 0"),
+    (("slots",), 1, "a batch holds 2 records, expected 1 to 1"),
+    (("features",), ["a"], "batch 0 has 2 ciphertexts, expected 1 (one per feature)"),
+    (("features",), ["a", "a"], "field 'features' must be a non-empty list of distinct names"),
+    (("batches",), [], "the document holds no records"),
+    (("batches", 0, "ids"), [0, None], "record ids must be strings or integers"),
+    (("batches", 0, "ciphertexts", 1), "zz", "batch 0 ciphertext 1 is not hexadecimal"),
+    (("batches", 0, "ciphertexts", 1), "0", "batch 0 ciphertext 1 is out of range for this key (need 0 < c < n²)"),
+    (("batches", 0, "ciphertexts", 0), 5, "batch 0 ciphertext 0 must be a hexadecimal string of at most 513 digits"),
+    (("key_fingerprint",), "sha256:" + "1" * 64, "key_fingerprint does not match the public key in the document"),
+    (("model_fingerprint",), KeyError, "field 'model_fingerprint' is missing"),
+    (("public_key", "bits"), 4096, "public_key: declared size 4096 does not match n (1024 bits)"),
+    (("codec", "slot_bits"), 5000, "codec slot_bits must be an integer in [0, 4096], got 5000"),
+])
+def test_features_reader_refuses(features_doc, path, value, message):
+    with pytest.raises(DocumentError) as e:
+        EncryptedFeatures.from_dict(_mutate(features_doc, path, value), allow_weak=True)
+    assert str(e.value) == message
+
+
+def test_ciphertext_sharing_a_factor_with_n_is_refused(keypair, features_doc):
+    d = _mutate(features_doc, ("batches", 0, "ciphertexts", 0), format(keypair[1].p, "x"))
+    with pytest.raises(DocumentError, match="batch 0 ciphertext 0 is not a unit modulo n"):
+        EncryptedFeatures.from_dict(d, allow_weak=True)
+
+
+def test_predictions_reader_checks_key(keypair, other_keypair, spec):
+    from ppml.documents import Batch
+
+    public = keypair[0]
+    doc = EncryptedPredictions(public.fingerprint, spec.fingerprint, spec.codec, 3, "Price", "log",
+                               [Batch([0, 1], [Encryptor(public).encrypt(1)])]).to_dict()
+    assert EncryptedPredictions.from_dict(copy.deepcopy(doc), public).records == 2
+    with pytest.raises(KeyMismatchError, match="encrypted for key sha256:"):
+        EncryptedPredictions.from_dict(doc, other_keypair[0])
+    with pytest.raises(DocumentError, match="target must have a name and a transform"):
+        EncryptedPredictions.from_dict(_mutate(doc, ("target", "transform"), "sqrt"), public)

@@ -1,0 +1,335 @@
+"""The JSON documents passed between stages (DESIGN §6): build, validate, parse.
+
+Every document carries ``format``, ``version``, the key fingerprint and/or model fingerprint,
+the codec parameters and record ids; ciphertexts are hexadecimal strings. ``from_dict``
+checks all of it — format, version, fingerprints, counts, shapes and every ciphertext
+(``0 < c < n²``, ``gcd(c, n) = 1``) — before any work is done. No crypto maths here.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+from .errors import DocumentError, KeyMismatchError, PpmlError
+from .paillier.codec import FixedPointCodec
+from .paillier.keys import PublicKey
+
+VERSION = 1
+MODEL_FORMAT = "ppml.model"
+COEFFICIENTS_FORMAT = "ppml.coefficients"
+INTERCEPT_FORMAT = "ppml.intercept"
+FEATURES_FORMAT = "ppml.encrypted-features"
+PREDICTIONS_FORMAT = "ppml.encrypted-predictions"
+TRANSFORMS = ("identity", "log")
+
+
+def check_header(d: Any, fmt: str) -> dict:
+    """Refuse anything that is not a version-1 object of format ``fmt``, saying what was expected."""
+    if not isinstance(d, dict):
+        raise DocumentError(f"expected a JSON object of format {fmt!r}, got {type(d).__name__}")
+    got = d.get("format")
+    if got != fmt:
+        raise DocumentError(f"format is {got!r}, expected {fmt!r}")
+    if d.get("version") != VERSION or isinstance(d.get("version"), bool):
+        raise DocumentError(f"version {d.get('version')!r} of {fmt!r} is not supported (supported: {VERSION})")
+    return d
+
+
+def _get(d: dict, name: str, kind, what: str):
+    if name not in d:
+        raise DocumentError(f"field {name!r} is missing")
+    v = d[name]
+    if not isinstance(v, kind) or isinstance(v, bool):
+        raise DocumentError(f"field {name!r} must be {what}")
+    return v
+
+
+def _count(d: dict, name: str, minimum: int = 0) -> int:
+    v = _get(d, name, int, "an integer")
+    if v < minimum:
+        raise DocumentError(f"field {name!r} must be at least {minimum}, got {v}")
+    return v
+
+
+def _names(d: dict, name: str = "features") -> list[str]:
+    v = _get(d, name, list, "a list of names")
+    if not v or not all(isinstance(s, str) and s for s in v) or len(set(v)) != len(v):
+        raise DocumentError(f"field {name!r} must be a non-empty list of distinct names")
+    return v
+
+
+def _floats(d: dict, name: str, length: int) -> list[float]:
+    v = _get(d, name, list, "a list of numbers")
+    if len(v) != length:
+        raise DocumentError(f"field {name!r} has {len(v)} values, expected {length}")
+    for x in v:
+        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
+            raise DocumentError(f"field {name!r} must hold finite numbers only")
+    return [float(x) for x in v]
+
+
+def _fingerprint_field(d: dict, name: str) -> str:
+    v = _get(d, name, str, "a fingerprint string")
+    if not v.startswith("sha256:") or len(v) != 71:
+        raise DocumentError(f"field {name!r} is not a sha256 fingerprint")
+    return v
+
+
+def _ids(batch: dict, limit: int) -> list:
+    ids = _get(batch, "ids", list, "a list of record ids")
+    if not 1 <= len(ids) <= limit:
+        raise DocumentError(f"a batch holds {len(ids)} records, expected 1 to {limit}")
+    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+        raise DocumentError("record ids must be strings or integers")
+    return ids
+
+
+def parse_ciphertext(value: Any, key: PublicKey, where: str):
+    """A hex string → a validated ciphertext for ``key``."""
+    if not isinstance(value, str) or not value or len(value) > key.n_sq.bit_length() // 4 + 2:
+        raise DocumentError(f"{where} must be a hexadecimal string of at most {key.n_sq.bit_length() // 4 + 1} digits")
+    try:
+        c = int(value, 16)
+    except ValueError:
+        raise DocumentError(f"{where} is not hexadecimal") from None
+    try:
+        return key.check_ciphertext(c, where)
+    except KeyMismatchError as e:
+        raise DocumentError(e.message) from None
+
+
+def format_ciphertext(c) -> str:
+    return format(c, "x")
+
+
+# ---------------------------------------------------------------------------------------------
+# The model: public spec (for the customer) and the weights (for the server only)
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the customer needs to encode for the model, and nothing about the weights except a
+    bound on the prediction's size (the slot width)."""
+
+    features: list[str]
+    lower: list[float]
+    upper: list[float]
+    codec: FixedPointCodec
+    target: str = "prediction"
+    transform: str = "identity"
+    inputs: dict[str, list[float]] = field(default_factory=dict)  # engineered-column bounds
+    tolerance: float = 0.0
+    library: dict[str, str] = field(default_factory=dict)
+
+    def _core(self) -> dict:
+        return {
+            "features": self.features, "lower": self.lower, "upper": self.upper,
+            "codec": self.codec.to_dict(), "target": {"name": self.target, "transform": self.transform},
+            "inputs": self.inputs, "tolerance": self.tolerance,
+        }
+
+    @property
+    def fingerprint(self) -> str:
+        canonical = json.dumps(self._core(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    def to_dict(self) -> dict:
+        return {"format": MODEL_FORMAT, "version": VERSION, "fingerprint": self.fingerprint,
+                **self._core(), "library": self.library}
+
+    @classmethod
+    def from_dict(cls, d) -> "ModelSpec":
+        check_header(d, MODEL_FORMAT)
+        names = _names(d)
+        lower, upper = _floats(d, "lower", len(names)), _floats(d, "upper", len(names))
+        if any(lo > hi for lo, hi in zip(lower, upper)):
+            raise DocumentError("every lower bound must be at most its upper bound")
+        target = _get(d, "target", dict, "an object with name and transform")
+        if not isinstance(target.get("name"), str) or target.get("transform") not in TRANSFORMS:
+            raise DocumentError(f"target must have a name and a transform in {TRANSFORMS}")
+        inputs = _get(d, "inputs", dict, "an object of [lower, upper] bounds")
+        for k, v in inputs.items():
+            _floats({k: v}, k, 2)
+        tol = d.get("tolerance", 0.0)
+        spec = cls(names, lower, upper, FixedPointCodec.from_dict(d.get("codec")), target["name"],
+                   target["transform"], {k: [float(a) for a in v] for k, v in inputs.items()},
+                   float(tol) if isinstance(tol, (int, float)) and not isinstance(tol, bool) else 0.0,
+                   d.get("library") if isinstance(d.get("library"), dict) else {})
+        if d.get("fingerprint") != spec.fingerprint:
+            raise DocumentError("fingerprint does not match the content (the model file was altered)")
+        return spec
+
+
+@dataclass(frozen=True)
+class ModelParameters:
+    """The server's model: the public spec plus weights and intercept (plaintext floats)."""
+
+    spec: ModelSpec
+    coefficients: list[float]
+    intercept: float
+
+    def coefficients_dict(self) -> dict:
+        return {"format": COEFFICIENTS_FORMAT, "version": VERSION,
+                "model_fingerprint": self.spec.fingerprint, "features": self.spec.features,
+                "coefficients": self.coefficients}
+
+    def intercept_dict(self) -> dict:
+        return {"format": INTERCEPT_FORMAT, "version": VERSION,
+                "model_fingerprint": self.spec.fingerprint, "intercept": self.intercept}
+
+    def integer_weights(self) -> tuple[list[int], int]:
+        codec = self.spec.codec
+        return codec.encode_weights(self.coefficients), codec.encode_intercept(self.intercept)
+
+    @classmethod
+    def from_dicts(cls, spec: ModelSpec, coefficients, intercept) -> "ModelParameters":
+        check_header(coefficients, COEFFICIENTS_FORMAT)
+        check_header(intercept, INTERCEPT_FORMAT)
+        for name, d in (("coefficients", coefficients), ("intercept", intercept)):
+            if _fingerprint_field(d, "model_fingerprint") != spec.fingerprint:
+                raise KeyMismatchError(f"the {name} belong to another model than the model description")
+        if coefficients.get("features") != spec.features:
+            raise DocumentError("coefficient feature names differ from the model description")
+        coef = _floats(coefficients, "coefficients", len(spec.features))
+        b = _floats({"intercept": [intercept.get("intercept")]}, "intercept", 1)[0]
+        params = cls(spec, coef, b)
+        params.check_slot_width()
+        return params
+
+    def check_slot_width(self) -> None:
+        """Prove that no record inside the declared bounds can overflow a slot with these weights."""
+        codec, (W, B) = self.spec.codec, self.integer_weights()
+        bound = abs(B) + sum(max(abs(w * codec.encode_bound(lo)), abs(w * codec.encode_bound(hi)))
+                             for w, lo, hi in zip(W, self.spec.lower, self.spec.upper))
+        if bound >= codec.offset:
+            raise DocumentError(f"slot width {codec.slot_bits} bits is too small for these weights "
+                                f"and bounds (needs {bound.bit_length() + 1})")
+
+
+# ---------------------------------------------------------------------------------------------
+# Stage documents
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Batch:
+    """Up to ``slots`` records: their ids and the ciphertexts that hold them."""
+
+    ids: list
+    ciphertexts: list
+
+
+@dataclass
+class EncryptedFeatures:
+    """``Encrypted_Data/*.json``: the customer's packed, encrypted feature vectors."""
+
+    public_key: PublicKey
+    model_fingerprint: str
+    codec: FixedPointCodec
+    slots: int
+    features: list[str]
+    batches: list[Batch]
+
+    @property
+    def records(self) -> int:
+        return sum(len(b.ids) for b in self.batches)
+
+    def header(self) -> dict:
+        return {"format": FEATURES_FORMAT, "version": VERSION,
+                "key_fingerprint": self.public_key.fingerprint,
+                "model_fingerprint": self.model_fingerprint,
+                "public_key": self.public_key.to_dict(), "codec": self.codec.to_dict(),
+                "slots": self.slots, "features": self.features, "records": self.records}
+
+    def to_dict(self) -> dict:
+        return {**self.header(), "batches": [
+            {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
+            for b in self.batches]}
+
+    @classmethod
+    def from_dict(cls, d, allow_weak: bool = False) -> "EncryptedFeatures":
+        check_header(d, FEATURES_FORMAT)
+        try:
+            key = PublicKey.from_dict(_get(d, "public_key", dict, "a public key object"), allow_weak)
+        except PpmlError as e:
+            raise DocumentError(f"public_key: {e.message}") from None
+        if _fingerprint_field(d, "key_fingerprint") != key.fingerprint:
+            raise DocumentError("key_fingerprint does not match the public key in the document")
+        codec = FixedPointCodec.from_dict(d.get("codec"))
+        slots = _count(d, "slots", 1)
+        if slots > codec.slots_for(key.bits):
+            raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")
+        names = _names(d)
+        raw_batches = _get(d, "batches", list, "a list of batches")
+        if not raw_batches:
+            raise DocumentError("the document holds no records")
+        batches = []
+        for i, b in enumerate(raw_batches):
+            where = f"batch {i}"
+            if not isinstance(b, dict):
+                raise DocumentError(f"{where} must be an object")
+            ids = _ids(b, slots)
+            cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
+            if len(cts) != len(names):
+                raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {len(names)} (one per feature)")
+            batches.append(Batch(ids, [parse_ciphertext(c, key, f"{where} ciphertext {j}") for j, c in enumerate(cts)]))
+        doc = cls(key, _fingerprint_field(d, "model_fingerprint"), codec, slots, names, batches)
+        if _count(d, "records") != doc.records:
+            raise DocumentError(f"records says {d['records']} but the batches hold {doc.records}")
+        return doc
+
+
+@dataclass
+class EncryptedPredictions:
+    """``Encrypted_Predicted_value/*.json``: one re-randomized ciphertext per batch."""
+
+    key_fingerprint: str
+    model_fingerprint: str
+    codec: FixedPointCodec
+    slots: int
+    target: str
+    transform: str
+    batches: list[Batch]
+
+    @property
+    def records(self) -> int:
+        return sum(len(b.ids) for b in self.batches)
+
+    def header(self) -> dict:
+        return {"format": PREDICTIONS_FORMAT, "version": VERSION,
+                "key_fingerprint": self.key_fingerprint, "model_fingerprint": self.model_fingerprint,
+                "codec": self.codec.to_dict(), "slots": self.slots,
+                "target": {"name": self.target, "transform": self.transform}, "records": self.records}
+
+    def to_dict(self) -> dict:
+        return {**self.header(), "batches": [
+            {"ids": b.ids, "ciphertext": format_ciphertext(b.ciphertexts[0])} for b in self.batches]}
+
+    @classmethod
+    def from_dict(cls, d, key: PublicKey) -> "EncryptedPredictions":
+        """Parse and validate against the customer's ``key`` (a document for another key is refused)."""
+        check_header(d, PREDICTIONS_FORMAT)
+        fp = _fingerprint_field(d, "key_fingerprint")
+        if fp != key.fingerprint:
+            raise KeyMismatchError(f"encrypted for key {fp[:19]}…, but the key in use is {key.fingerprint[:19]}…")
+        codec = FixedPointCodec.from_dict(d.get("codec"))
+        slots = _count(d, "slots", 1)
+        if slots > codec.slots_for(key.bits):
+            raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")
+        target = _get(d, "target", dict, "an object with name and transform")
+        if not isinstance(target.get("name"), str) or target.get("transform") not in TRANSFORMS:
+            raise DocumentError(f"target must have a name and a transform in {TRANSFORMS}")
+        raw_batches = _get(d, "batches", list, "a list of batches")
+        if not raw_batches:
+            raise DocumentError("the document holds no records")
+        batches = []
+        for i, b in enumerate(raw_batches):
+            if not isinstance(b, dict):
+                raise DocumentError(f"batch {i} must be an object")
+            ids = _ids(b, slots)
+            batches.append(Batch(ids, [parse_ciphertext(b.get("ciphertext"), key, f"batch {i} ciphertext")]))
+        doc = cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, target["name"],
+                  target["transform"], batches)
+        if _count(d, "records") != doc.records:
+            raise DocumentError(f"records says {d['records']} but the batches hold {doc.records}")
+        return doc

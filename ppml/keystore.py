@@ -1,0 +1,88 @@
+"""The customer's key folder (``PaillierKeys/``): ``public_key.json`` and ``private_key.json``.
+
+The private key is written atomically with mode 0600, is refused when group or others can
+read it (as OpenSSH refuses such identity files), and an existing pair is never replaced
+unless the caller says ``force``. The public key can be exported on its own.
+"""
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from . import files
+from .errors import KeyFileError, PpmlError
+from .paillier.keys import PrivateKey, PublicKey, generate_keypair
+
+PUBLIC_NAME = "public_key.json"
+PRIVATE_NAME = "private_key.json"
+
+
+class KeyStore:
+    def __init__(self, folder="PaillierKeys"):
+        self.folder = Path(folder)
+        self.public_path = self.folder / PUBLIC_NAME
+        self.private_path = self.folder / PRIVATE_NAME
+
+    def exists(self) -> bool:
+        return self.public_path.exists() or self.private_path.exists()
+
+    def create(self, bits: int, force: bool = False, allow_weak: bool = False) -> tuple[PublicKey, PrivateKey]:
+        """Generate and store a fresh pair; refuses to replace an existing one without ``force``."""
+        if self.exists() and not force:
+            raise KeyFileError("a key pair already exists here; refusing to overwrite it (use --force)",
+                               str(self.folder))
+        public, private = generate_keypair(bits, allow_weak=allow_weak)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Private first: a crash in between leaves no public key that has lost its private half.
+        files.atomic_write_bytes(self.private_path, files.dump_json(private.to_dict()).encode(), mode=0o600)
+        files.atomic_write_bytes(self.public_path, files.dump_json(public.to_dict()).encode(), mode=0o644)
+        return public, private
+
+    def load_public(self, allow_weak: bool = False) -> PublicKey:
+        return load_public_key(self.public_path, allow_weak)
+
+    def load_private(self, allow_weak: bool = False) -> PrivateKey:
+        public = self.load_public(allow_weak)
+        check_private_mode(self.private_path)
+        d = _read(self.private_path)
+        try:
+            return PrivateKey.from_dict(d, public)
+        except PpmlError as e:
+            raise e.with_source(str(self.private_path))
+
+    def load_or_create(self, bits: int, allow_weak: bool = False) -> tuple[PublicKey, PrivateKey, bool]:
+        """The stored pair, or a new one if the folder holds none; the flag says which."""
+        if self.exists():
+            private = self.load_private(allow_weak)
+            return private.public, private, False
+        public, private = self.create(bits, allow_weak=allow_weak)
+        return public, private, True
+
+
+def load_public_key(path, allow_weak: bool = False) -> PublicKey:
+    d = _read(path)
+    try:
+        return PublicKey.from_dict(d, allow_weak=allow_weak)
+    except PpmlError as e:
+        raise e.with_source(files.display_name(path))
+
+
+def check_private_mode(path) -> None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise KeyFileError("private key not found (run CustomerEncrypts.py first to create keys)",
+                           str(path)) from None
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"permissions {stat.S_IMODE(st.st_mode):04o} are too open: the private key "
+                           f"must be readable by its owner only (chmod 600 {path})", str(path))
+
+
+def _read(path):
+    if str(path) != files.STDIO and not Path(path).exists():
+        raise KeyFileError("key file not found (run CustomerEncrypts.py first to create keys)", str(path))
+    try:
+        return files.read_json(path)
+    except PpmlError as e:
+        raise KeyFileError(e.message, e.source) from None

@@ -1,0 +1,98 @@
+"""Training, the committed artifacts, and safe loading of model files."""
+from __future__ import annotations
+
+import pickle
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from ppml import artifacts
+from ppml.errors import ArtifactError
+from ppml.model import train_laptop_model
+
+MAX_ABS_COEFFICIENT = 10.0  # the original project's were ±6.3e10
+
+
+@pytest.fixture(scope="module")
+def retrained(tmp_path_factory, bundled_raw):
+    out = tmp_path_factory.mktemp("model")
+    trained = train_laptop_model(bundled_raw)
+    artifacts.save_model(trained, out)
+    return trained, out
+
+
+def test_bundled_data_is_what_the_generator_writes(tmp_path):
+    from ppml.datagen import write_laptops_csv
+
+    write_laptops_csv(tmp_path / "laptops.csv")
+    assert (tmp_path / "laptops.csv").read_bytes() == (ROOT / "Data" / "laptop_data.csv").read_bytes()
+
+
+def test_committed_artifacts_are_what_train_writes(retrained, bundled_raw, pipeline):
+    _, out = retrained
+    for name in (artifacts.MODEL_JSON, artifacts.COEFFICIENTS_JSON, artifacts.INTERCEPT_JSON):
+        assert (out / artifacts.PARAMS_DIR / name).read_bytes() == \
+               (ROOT / artifacts.PARAMS_DIR / name).read_bytes(), name
+    fresh = artifacts.load_pickle(out / artifacts.PIPELINE)
+    np.testing.assert_array_equal(fresh.predict(bundled_raw), pipeline.predict(bundled_raw))
+
+
+def test_model_is_accurate_and_well_conditioned(retrained):
+    trained, _ = retrained
+    assert trained.metrics["r2_log"] >= 0.8
+    assert trained.metrics["max_abs_coefficient"] <= MAX_ABS_COEFFICIENT
+    assert trained.metrics["rows_test"] >= 200
+
+
+def test_exported_parameters_reproduce_the_pipeline(params, col_tnf, pipeline, bundled_raw):
+    x = col_tnf.transform(bundled_raw)
+    linear = x @ np.array(params.coefficients) + params.intercept
+    np.testing.assert_allclose(linear, pipeline.predict(bundled_raw), rtol=0, atol=1e-12)
+    assert params.spec.features == list(col_tnf.named_steps["columns"].get_feature_names_out())
+
+
+def test_every_bundled_record_is_inside_the_declared_bounds(params, col_tnf, bundled_raw):
+    x = col_tnf.transform(bundled_raw)
+    assert (x >= np.array(params.spec.lower)).all() and (x <= np.array(params.spec.upper)).all()
+
+
+class _Evil:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        import os
+
+        return (os.system, (f"touch {self.path}",))
+
+
+def test_pickle_that_runs_a_command_is_refused_and_never_executed(tmp_path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "col_tnf.pkl"
+    evil.write_bytes(pickle.dumps(_Evil(marker)))
+    with pytest.raises(ArtifactError) as e:
+        artifacts.load_pickle(evil)
+    assert str(e.value) == (f"{evil}: refusing to load posix.system: not a model class this toolkit uses "
+                            "(the file may be tampered with)")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("payload, message", [
+    (b"", "not a readable model file (EOFError: Ran out of input)"),
+    (b"garbage", "not a readable model file (UnpicklingError: pickle data was truncated)"),
+])
+def test_corrupt_pickles_are_clean_errors(tmp_path, payload, message):
+    path = tmp_path / "x.pkl"
+    path.write_bytes(payload)
+    with pytest.raises(ArtifactError) as e:
+        artifacts.load_pickle(path)
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_truncated_committed_pickle_is_a_clean_error(tmp_path):
+    data = (ROOT / artifacts.PIPELINE).read_bytes()
+    path = tmp_path / "p.pkl"
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ArtifactError, match="not a readable model file"):
+        artifacts.load_pickle(path)

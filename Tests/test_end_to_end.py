@@ -1,0 +1,80 @@
+"""The three scripts as separate processes passing files through the stage folders, compared
+record by record with the plaintext scikit-learn pipeline (|log price difference| ≤ 1e-9).
+
+1024-bit keys via the explicit --allow-weak-key test option, for speed.
+"""
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import stat
+
+import pandas as pd
+import pytest
+
+from conftest import PUBLIC_LAPTOPS, ROOT, run_script
+
+TOLERANCE = 1e-9
+
+
+def _copy_model(dest):
+    for name in ("col_tnf.pkl", "PreProcessingDataAndModel.pkl"):
+        shutil.copy(ROOT / name, dest / name)
+    shutil.copytree(ROOT / "Encrypted_ModelParameters", dest / "Encrypted_ModelParameters")
+
+
+def _ok(proc):
+    assert proc.returncode == 0, proc.stderr.decode()
+    return proc
+
+
+def _three_stages(workdir, records_csv):
+    _ok(run_script("CustomerEncrypts.py", str(records_csv), "--key-size", "1024", "--allow-weak-key", cwd=workdir))
+    _ok(run_script("ServerModelRun.py", "--allow-weak-key", cwd=workdir))
+    _ok(run_script("CustomerDecrypts.py", "-o", "predictions.csv", "--allow-weak-key", cwd=workdir))
+    return pd.read_csv(workdir / "predictions.csv", dtype={"id": str})
+
+
+@pytest.mark.parametrize("source", ["bundled", "public"])
+def test_batch_through_the_three_scripts_matches_the_plaintext_model(tmp_path, source, pipeline, bundled_raw):
+    if source == "public":
+        if not PUBLIC_LAPTOPS.exists():
+            pytest.skip("the public laptop data set is not beside this checkout")
+        raw = pd.read_csv(PUBLIC_LAPTOPS, dtype=str, keep_default_na=False)
+        batch = raw.sample(150, random_state=1)  # the public file's own formats, in random order
+    else:
+        batch = bundled_raw.iloc[200:320]
+    _copy_model(tmp_path)
+    batch.to_csv(tmp_path / "records.csv", index=False)
+    predictions = _three_stages(tmp_path, tmp_path / "records.csv")
+
+    assert list(predictions["id"]) == [str(i) for i in range(len(batch))]
+    expected = pipeline.predict(batch)
+    errors = [abs(math.log(p) - e) for p, e in zip(predictions["prediction"], expected)]
+    assert len(errors) == len(batch) >= 100
+    assert max(errors) <= TOLERANCE
+
+    # What each party's files hold: the private key only on the customer side, mode 0600.
+    assert stat.S_IMODE(os.stat(tmp_path / "PaillierKeys" / "private_key.json").st_mode) == 0o600
+    private = (tmp_path / "PaillierKeys" / "private_key.json").read_text()
+    for shared in ("Encrypted_Data/data.json", "Encrypted_Predicted_value/answer.json"):
+        text = (tmp_path / shared).read_text()
+        assert '"p"' not in text and '"q"' not in text
+        assert private[-80:-10] not in text
+
+
+def test_readable_output_and_missing_input_as_a_user_sees_them(tmp_path, pipeline):
+    _copy_model(tmp_path)
+    _ok(run_script("CustomerEncrypts.py", "--key-size", "1024", "--allow-weak-key", cwd=tmp_path))
+    _ok(run_script("ServerModelRun.py", "--allow-weak-key", cwd=tmp_path))
+    out = _ok(run_script("CustomerDecrypts.py", "--allow-weak-key", cwd=tmp_path)).stdout.decode()
+    from ppml.customer import SAMPLE_LAPTOP
+
+    price = math.exp(pipeline.predict(pd.DataFrame([SAMPLE_LAPTOP]))[0])
+    assert out == f"0: Price = {price:,.2f}\n"
+
+    proc = run_script("ServerModelRun.py", "missing.json", cwd=tmp_path)
+    assert proc.returncode == 3
+    assert proc.stderr.decode() == "Error: missing.json: file not found\n"
+    assert proc.stdout == b""

@@ -72,3 +72,20 @@ def test_scores_are_rerandomized(keypair):
     # Without re-randomization the result would be exactly c^W: check we are not returning that.
     assert r1 != gmpy2.powmod(cts[0], W[0], public.n_sq) * (1 + codec.pack_offset(B, 1) * public.n) % public.n_sq
     assert decrypt_packed(private, codec, r1, 1) == decrypt_packed(private, codec, r2, 1)
+
+
+@pytest.mark.parametrize("window", [1, 3, 4, 5])
+def test_multi_pow_matches_separate_powmods(keypair, window):
+    from ppml.paillier.scheme import multi_pow
+
+    mod = keypair[0].n_sq
+    bases = [gmpy2.mpz(secrets.randbelow(int(mod))) for _ in range(9)]
+    exps = [0, 1, 2, 15, 16, secrets.randbits(49), secrets.randbits(3), (1 << 49) - 1, secrets.randbits(60)]
+    expected = gmpy2.mpz(1)
+    for b, e in zip(bases, exps):
+        expected = expected * gmpy2.powmod(b, e, mod) % mod
+    assert multi_pow(bases, exps, mod, window) == expected
+    assert multi_pow([], [], mod) == 1
+    assert multi_pow(bases[:1], [0], mod) == 1
+    with pytest.raises(ValueError):
+        multi_pow(bases[:1], [-1], mod)

@@ -78,8 +78,10 @@ def test_stdin_and_stdout(stage_dir, bundled_raw):
     text = bundled_raw.iloc[:3].to_csv(index=False)
     r = encrypt(["-", "-o", "-"], input=text)
     assert r.exit_code == 0
-    doc = json.loads(r.stdout)
-    assert doc["records"] == 3
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert lines[0]["format"] == "ppml.encrypted-features" and lines[0]["layout"] == "jsonl"
+    assert lines[-1] == {"end": True, "records": 3, "batches": 1}
+    assert lines[1]["ids"] == [0, 1, 2] and len(lines) == 3
     r = run(score_command, ["-", "-o", "-", "--params", PARAMS, "--allow-weak-key"], input=r.stdout)
     assert r.exit_code == 0
     r = run(decrypt_command, ["-", "-o", "-", "--allow-weak-key"], input=r.stdout)

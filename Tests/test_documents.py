@@ -83,7 +83,7 @@ def _mutate(doc, path, value):
     (("batches", 0, "ids"), [0, None], "record ids must be strings or integers"),
     (("batches", 0, "ciphertexts", 1), "zz", "batch 0 ciphertext 1 is not hexadecimal"),
     (("batches", 0, "ciphertexts", 1), "0", "batch 0 ciphertext 1 is out of range for this key (need 0 < c < n²)"),
-    (("batches", 0, "ciphertexts", 0), 5, "batch 0 ciphertext 0 must be a hexadecimal string of at most 513 digits"),
+    (("batches", 0, "ciphertexts", 0), 5, "batch 0 ciphertext 0 must be a hexadecimal string of at most 512 digits"),
     (("key_fingerprint",), "sha256:" + "1" * 64, "key_fingerprint does not match the public key in the document"),
     (("model_fingerprint",), KeyError, "field 'model_fingerprint' is missing"),
     (("public_key", "bits"), 4096, "public_key: declared size 4096 does not match n (1024 bits)"),

@@ -49,7 +49,42 @@ def test_exported_parameters_reproduce_the_pipeline(params, col_tnf, pipeline, b
     x = col_tnf.transform(bundled_raw)
     linear = x @ np.array(params.coefficients) + params.intercept
     np.testing.assert_allclose(linear, pipeline.predict(bundled_raw), rtol=0, atol=1e-12)
-    assert params.spec.features == list(col_tnf.named_steps["columns"].get_feature_names_out())
+    assert params.spec.features == col_tnf.feature_names
+
+
+@pytest.mark.parametrize("source", ["bundled", "public", "unseen categories"])
+def test_compiled_transformer_equals_scikit_learn_bit_for_bit(source, col_tnf, pipeline, bundled_raw):
+    import pandas as pd
+
+    from conftest import PUBLIC_LAPTOPS
+
+    raw = bundled_raw
+    if source == "public":
+        if not PUBLIC_LAPTOPS.exists():
+            pytest.skip("the public laptop data set is not beside this checkout")
+        raw = pd.read_csv(PUBLIC_LAPTOPS, dtype=str, keep_default_na=False)
+    elif source == "unseen categories":
+        raw = bundled_raw.iloc[:20].copy()
+        raw["Company"] = "Nokia"
+        raw["TypeName"] = "Tablet"
+    np.testing.assert_array_equal(col_tnf.transform(raw), pipeline[:-1].transform(raw))
+
+
+def test_customer_transformer_loads_without_scikit_learn():
+    import subprocess
+    import sys
+
+    code = ("import sys; from ppml.artifacts import load_pickle; load_pickle('col_tnf.pkl'); "
+            "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_customer_allowlist_admits_no_scikit_learn_class(tmp_path):
+    path = tmp_path / artifacts.COL_TNF
+    path.write_bytes((ROOT / artifacts.PIPELINE).read_bytes())
+    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.pipeline\.Pipeline"):
+        artifacts.load_pickle(path)
 
 
 def test_every_bundled_record_is_inside_the_declared_bounds(params, col_tnf, bundled_raw):

@@ -23,9 +23,10 @@ MODEL_JSON = "Model.json"
 COEFFICIENTS_JSON = "Coefficients.json"
 INTERCEPT_JSON = "Intercept.json"
 
-#: (module, name) pairs a fitted laptop pipeline pickles to. Classes and numpy's own array
-#: reconstructors only: none of them does I/O or evaluates anything when called.
-ALLOWED_GLOBALS = frozenset({
+#: (module, name) pairs ``col_tnf.pkl`` pickles to: ppml's compiled transformer and numpy's
+#: array reconstructors. Classes and reconstructors only: none of them does I/O or evaluates
+#: anything when called.
+CUSTOMER_GLOBALS = frozenset({
     ("builtins", "slice"),
     ("numpy", "dtype"),
     ("numpy", "ndarray"),
@@ -38,6 +39,13 @@ ALLOWED_GLOBALS = frozenset({
     ("numpy.core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"),
     ("ppml.features", "engineer_features"),
+    ("ppml.encoder", "CustomerTransform"),
+    ("ppml.encoder", "CompiledColumns"),
+    ("ppml.encoder", "OneHotBlock"),
+    ("ppml.encoder", "ScaleBlock"),
+})
+#: ``PreProcessingDataAndModel.pkl`` adds the fitted scikit-learn estimator classes.
+PIPELINE_GLOBALS = CUSTOMER_GLOBALS | frozenset({
     ("sklearn.compose._column_transformer", "ColumnTransformer"),
     ("sklearn.linear_model._ridge", "Ridge"),
     ("sklearn.pipeline", "Pipeline"),
@@ -48,21 +56,29 @@ ALLOWED_GLOBALS = frozenset({
 
 
 class RestrictedUnpickler(pickle.Unpickler):
+    def __init__(self, file, allowed: frozenset):
+        super().__init__(file)
+        self.allowed = allowed
+
     def find_class(self, module: str, name: str):
-        if (module, name) not in ALLOWED_GLOBALS:
+        if (module, name) not in self.allowed:
             raise ArtifactError(f"refusing to load {module}.{name}: not a model class this toolkit "
                                 "uses (the file may be tampered with)")
         return super().find_class(module, name)
 
 
-def load_pickle(path):
-    """Unpickle a model artifact through the allowlist; every failure is an ArtifactError."""
+def load_pickle(path, allowed: frozenset | None = None):
+    """Unpickle a model artifact through an allowlist (by default the one for its file name:
+    the customer's transformer admits no scikit-learn names at all); every failure is an
+    ArtifactError."""
     path = Path(path)
     data = files.read_bytes(path) if path.exists() else None
     if data is None:
         raise ArtifactError("model file not found (run `python -m ppml train` or pass --model)", str(path))
     try:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
+        if allowed is None:
+            allowed = PIPELINE_GLOBALS if path.name == PIPELINE else CUSTOMER_GLOBALS
+        return RestrictedUnpickler(io.BytesIO(data), allowed).load()
     except PpmlError as e:
         raise e.with_source(str(path))
     except Exception as e:  # truncated or corrupt pickles raise many kinds

@@ -1,17 +1,22 @@
 """The customer's side: raw records → encrypted features, and encrypted predictions → values.
 
-Only this side ever holds the private key. pandas and scikit-learn are imported where records
-are prepared, so decryption starts fast.
+Only this side ever holds the private key. Everything streams: records are read in chunks,
+encrypted batch by batch on a process pool, and written as they are done, so memory does not
+grow with the input. pandas and scikit-learn are imported only where records are prepared,
+so decryption starts fast.
 """
 from __future__ import annotations
 
-import io
-from typing import Sequence
+import itertools
+import sys
+from typing import Iterable, Iterator, Sequence
 
+from . import files
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec
 from .errors import EncodingRangeError, InputError, KeyMismatchError
 from .model_transforms import apply_transform
 from .paillier import Encryptor, PrivateKey, PublicKey, decrypt_packed, encrypt_packed
+from .parallel import ordered_map
 
 #: The original project's example: the laptop a new user gets a price for without any input.
 SAMPLE_LAPTOP = {
@@ -19,37 +24,81 @@ SAMPLE_LAPTOP = {
     "ScreenResolution": "Full HD 1920x1080", "Cpu": "Intel Core i7 2.8GHz", "Ram": "8GB",
     "Memory": "256GB SSD", "Gpu": "Nvidia GeForce GTX 1050", "OpSys": "Windows 10", "Weight": "2.0kg",
 }
-
-
-def read_records(data: bytes, source: str):
-    """CSV bytes → (DataFrame of strings, record ids). Ids come from an ``id`` column if there
-    is one, else they are 0-based row numbers."""
-    import pandas as pd
-
-    if not data.strip():
-        raise InputError("is empty, expected a CSV with a header row", source)
-    try:
-        frame = pd.read_csv(io.BytesIO(data), dtype=str, keep_default_na=False, encoding="utf-8")
-    except UnicodeDecodeError:
-        raise InputError("is not UTF-8 text", source) from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, ValueError) as e:
-        raise InputError(f"is not a readable CSV: {str(e).strip().splitlines()[0]}", source) from None
-    if frame.empty:
-        raise InputError("has a header but no records", source)
-    if "id" in frame.columns:
-        ids = [_id_value(v) for v in frame["id"]]
-        if len(set(ids)) != len(ids):
-            raise InputError("column 'id' has duplicate values", source)
-    else:
-        ids = list(range(len(frame)))
-    frame.index = range(len(frame))
-    return frame, ids
+#: Batches per chunk of CSV records: large enough for fast pandas, small enough for flat memory.
+CHUNK_BATCHES = 64
+#: Work estimate used to size window tables when the input is longer than one chunk.
+LARGE_INPUT_BATCHES = 10_000
 
 
 def sample_records():
     import pandas as pd
 
-    return pd.DataFrame([SAMPLE_LAPTOP]), [0]
+    yield pd.DataFrame([SAMPLE_LAPTOP]), [0]
+
+
+def read_records(data: bytes, source: str):
+    """All records of CSV bytes at once (training): (DataFrame of strings, ids)."""
+    import io
+
+    chunks = list(iter_record_chunks(io.BytesIO(data), source, chunk_records=None))
+    if len(chunks) != 1:
+        raise AssertionError("one chunk expected")  # programming error
+    return chunks[0]
+
+
+def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -> Iterator:
+    """CSV → (DataFrame of strings, record ids) chunks of ``chunk_records`` rows (all rows if
+    None). Ids come from an ``id`` column if there is one, else they are 0-based row numbers."""
+    import pandas as pd
+
+    stream = path_or_buffer
+    if isinstance(stream, str):
+        if stream == files.STDIO:
+            stream = sys.stdin.buffer
+        else:
+            try:
+                stream = open(stream, "rb")
+            except FileNotFoundError:
+                raise InputError("file not found", source) from None
+            except IsADirectoryError:
+                raise InputError("is a folder, expected a CSV file", source) from None
+            except OSError as e:
+                raise InputError(f"cannot read: {e.strerror}", source) from None
+    try:
+        reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8",
+                             chunksize=chunk_records)
+        frames = reader if chunk_records else iter([reader])
+        seen_ids, offset = set(), 0
+        while True:
+            try:
+                frame = next(frames)
+            except StopIteration:
+                break
+            except UnicodeDecodeError:
+                raise InputError("is not UTF-8 text", source) from None
+            except (pd.errors.ParserError, ValueError) as e:
+                raise InputError(f"is not a readable CSV: {str(e).strip().splitlines()[0]}", source) from None
+            if frame.empty:
+                break
+            if "id" in frame.columns:
+                ids = [_id_value(v) for v in frame["id"]]
+                if len(seen_ids) + len(ids) != len(seen_ids.union(ids)) or len(set(ids)) != len(ids):
+                    raise InputError("column 'id' has duplicate values", source)
+                seen_ids.update(ids)
+            else:
+                ids = list(range(offset, offset + len(frame)))
+            frame.index = range(offset, offset + len(frame))
+            offset += len(frame)
+            yield frame, ids
+        if offset == 0:
+            raise InputError("has a header but no records", source)
+    except pd.errors.EmptyDataError:
+        raise InputError("is empty, expected a CSV with a header row", source) from None
+    except UnicodeDecodeError:
+        raise InputError("is not UTF-8 text", source) from None
+    finally:
+        if stream is not path_or_buffer:
+            stream.close()
 
 
 def _id_value(v: str):
@@ -61,8 +110,7 @@ def prepare_features(col_tnf, spec: ModelSpec, raw, ids: Sequence):
     declared input bounds (those would overflow a packed slot)."""
     import numpy as np
 
-    steps = dict(col_tnf.named_steps)
-    engineered = steps["features"].transform(raw) if "features" in steps else raw
+    engineered = col_tnf.engineer(raw)
     for column, (lo, hi) in spec.inputs.items():
         if column not in engineered.columns:
             continue
@@ -72,33 +120,73 @@ def prepare_features(col_tnf, spec: ModelSpec, raw, ids: Sequence):
             r = int(np.argmax(bad))
             raise EncodingRangeError(f"record {ids[r]}: {column} = {float(values[r]):g} is outside the range "
                                      f"the model accepts [{lo:g}, {hi:g}]")
-    columns = steps["columns"]
-    names = list(columns.get_feature_names_out())
-    if names != spec.features:
+    if col_tnf.feature_names != spec.features:
         raise KeyMismatchError("the column transformer does not match the model description "
                                "(col_tnf.pkl and Encrypted_ModelParameters/Model.json are from different trainings)")
-    return np.asarray(columns.transform(engineered), dtype=np.float64)
+    return col_tnf.columns.transform(engineered)
+
+
+def prepare_chunks(chunks: Iterable, col_tnf, spec: ModelSpec) -> Iterator:
+    """(ids, fixed-point feature rows) per chunk, every value checked against the bounds."""
+    for frame, ids in chunks:
+        x = prepare_features(col_tnf, spec, frame, ids)
+        yield ids, spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)
+
+
+def _encrypt_job(state, job) -> Batch:
+    encryptor, codec = state
+    ids, rows = job
+    return Batch(list(ids), encrypt_packed(encryptor, codec, rows))
+
+
+def encrypt_stream(prepared: Iterable, spec: ModelSpec, public: PublicKey, private: PrivateKey | None = None,
+                   workers: int = 1, expected_batches: int = LARGE_INPUT_BATCHES) -> Iterator[Batch]:
+    """Encrypted batches of ``m`` records (one ciphertext per feature per batch), in order.
+
+    ``expected_batches`` sizes the window table (a single record must not pay for a large one).
+    """
+    codec = spec.codec
+    m = codec.slots_for(public.bits)
+    workers = min(workers, max(1, expected_batches))
+    encryptor = Encryptor(public, private, expected=max(1, expected_batches) * len(spec.features), workers=workers)
+
+    def jobs():
+        for ids, rows in prepared:
+            for i in range(0, len(rows), m):
+                yield ids[i:i + m], rows[i:i + m]
+
+    return ordered_map(_encrypt_job, jobs(), (encryptor, codec), workers)
+
+
+def features_header(spec: ModelSpec, public: PublicKey) -> EncryptedFeatures:
+    return EncryptedFeatures(public, spec.fingerprint, spec.codec, spec.codec.slots_for(public.bits),
+                             list(spec.features), [])
 
 
 def encrypt_features(x, ids: Sequence, spec: ModelSpec, public: PublicKey,
-                     private: PrivateKey | None = None) -> EncryptedFeatures:
-    """Pack ``m`` records per ciphertext (one ciphertext per feature per batch) and encrypt."""
-    codec = spec.codec
-    ints = codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)
-    m = codec.slots_for(public.bits)
-    chunks = [(list(ids[i:i + m]), ints[i:i + m]) for i in range(0, len(ints), m)]
-    encryptor = Encryptor(public, private, expected=len(chunks) * len(spec.features))
-    batches = [Batch(chunk_ids, encrypt_packed(encryptor, codec, rows)) for chunk_ids, rows in chunks]
-    return EncryptedFeatures(public, spec.fingerprint, codec, m, list(spec.features), batches)
+                     private: PrivateKey | None = None, workers: int = 1) -> EncryptedFeatures:
+    """In-memory convenience: a whole float matrix → one encrypted-features document."""
+    doc = features_header(spec, public)
+    rows = spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)
+    doc.batches = list(encrypt_stream([(list(ids), rows)], spec, public, private, workers,
+                                      expected_batches=-(-len(rows) // doc.slots)))
+    return doc
 
 
-def decrypt_predictions(doc: EncryptedPredictions, private: PrivateKey) -> list[tuple]:
-    """``(id, prediction)`` pairs in input order, in the target's own units."""
-    if doc.key_fingerprint != private.fingerprint:
+def _decrypt_job(state, batch: Batch) -> list[tuple]:
+    private, codec, transform = state
+    sums = decrypt_packed(private, codec, batch.ciphertexts[0], len(batch.ids))
+    return list(zip(batch.ids, apply_transform([codec.decode(s) for s in sums], transform)))
+
+
+def decrypt_stream(header: EncryptedPredictions, batches: Iterable[Batch], private: PrivateKey,
+                   workers: int = 1) -> Iterator[list[tuple]]:
+    """``(id, prediction)`` pairs per batch, in input order, in the target's own units."""
+    if header.key_fingerprint != private.fingerprint:
         raise KeyMismatchError("the predictions were encrypted for another key")
-    out = []
-    for batch in doc.batches:
-        sums = decrypt_packed(private, doc.codec, batch.ciphertexts[0], len(batch.ids))
-        values = apply_transform([doc.codec.decode(s) for s in sums], doc.transform)
-        out.extend(zip(batch.ids, values))
-    return out
+    return ordered_map(_decrypt_job, batches, (private, header.codec, header.transform), workers)
+
+
+def decrypt_predictions(doc: EncryptedPredictions, private: PrivateKey, workers: int = 1) -> list[tuple]:
+    """In-memory convenience: every ``(id, prediction)`` of a whole document."""
+    return list(itertools.chain.from_iterable(decrypt_stream(doc, doc.batches, private, workers)))

@@ -89,8 +89,9 @@ def _ids(batch: dict, limit: int) -> list:
 
 def parse_ciphertext(value: Any, key: PublicKey, where: str):
     """A hex string → a validated ciphertext for ``key``."""
-    if not isinstance(value, str) or not value or len(value) > key.n_sq.bit_length() // 4 + 2:
-        raise DocumentError(f"{where} must be a hexadecimal string of at most {key.n_sq.bit_length() // 4 + 1} digits")
+    limit = (2 * key.bits + 3) // 4  # n² < 2^(2·bits)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise DocumentError(f"{where} must be a hexadecimal string of at most {limit} digits")
     try:
         c = int(value, 16)
     except ValueError:
@@ -242,12 +243,19 @@ class EncryptedFeatures:
                 "slots": self.slots, "features": self.features, "records": self.records}
 
     def to_dict(self) -> dict:
-        return {**self.header(), "batches": [
-            {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
-            for b in self.batches]}
+        return {**self.header(), "batches": [self.batch_dict(b) for b in self.batches]}
 
     @classmethod
     def from_dict(cls, d, allow_weak: bool = False) -> "EncryptedFeatures":
+        header = cls.parse_header(d, allow_weak)
+        raw_batches = _get(d, "batches", list, "a list of batches")
+        header.batches = [header.parse_batch(b, i) for i, b in enumerate(raw_batches)]
+        header.check_count(d.get("records", None), len(raw_batches))
+        return header
+
+    @classmethod
+    def parse_header(cls, d, allow_weak: bool = False) -> "EncryptedFeatures":
+        """Everything but the batches, validated (a streamed document's first line)."""
         check_header(d, FEATURES_FORMAT)
         try:
             key = PublicKey.from_dict(_get(d, "public_key", dict, "a public key object"), allow_weak)
@@ -259,24 +267,34 @@ class EncryptedFeatures:
         slots = _count(d, "slots", 1)
         if slots > codec.slots_for(key.bits):
             raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")
-        names = _names(d)
-        raw_batches = _get(d, "batches", list, "a list of batches")
-        if not raw_batches:
-            raise DocumentError("the document holds no records")
-        batches = []
-        for i, b in enumerate(raw_batches):
-            where = f"batch {i}"
-            if not isinstance(b, dict):
-                raise DocumentError(f"{where} must be an object")
-            ids = _ids(b, slots)
-            cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
-            if len(cts) != len(names):
-                raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {len(names)} (one per feature)")
-            batches.append(Batch(ids, [parse_ciphertext(c, key, f"{where} ciphertext {j}") for j, c in enumerate(cts)]))
-        doc = cls(key, _fingerprint_field(d, "model_fingerprint"), codec, slots, names, batches)
-        if _count(d, "records") != doc.records:
-            raise DocumentError(f"records says {d['records']} but the batches hold {doc.records}")
-        return doc
+        return cls(key, _fingerprint_field(d, "model_fingerprint"), codec, slots, _names(d), [])
+
+    def parse_batch(self, b, i: int) -> Batch:
+        where = f"batch {i}"
+        if not isinstance(b, dict):
+            raise DocumentError(f"{where} must be an object")
+        ids = _ids(b, self.slots)
+        cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
+        if len(cts) != len(self.features):
+            raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {len(self.features)} (one per feature)")
+        return Batch(ids, [parse_ciphertext(c, self.public_key, f"{where} ciphertext {j}") for j, c in enumerate(cts)])
+
+    def check_count(self, records, batches: int) -> None:
+        check_count(records, batches, self.records)
+
+    def batch_dict(self, b: Batch) -> dict:
+        return {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
+
+
+def check_count(records, batches: int, held: int) -> None:
+    """The declared record count agrees with what the batches held (a truncated or padded
+    document is refused)."""
+    if not batches:
+        raise DocumentError("the document holds no records")
+    if isinstance(records, bool) or not isinstance(records, int):
+        raise DocumentError("field 'records' must be an integer")
+    if records != held:
+        raise DocumentError(f"records says {records} but the batches hold {held}")
 
 
 @dataclass
@@ -302,12 +320,22 @@ class EncryptedPredictions:
                 "target": {"name": self.target, "transform": self.transform}, "records": self.records}
 
     def to_dict(self) -> dict:
-        return {**self.header(), "batches": [
-            {"ids": b.ids, "ciphertext": format_ciphertext(b.ciphertexts[0])} for b in self.batches]}
+        return {**self.header(), "batches": [self.batch_dict(b) for b in self.batches]}
+
+    def batch_dict(self, b: Batch) -> dict:
+        return {"ids": b.ids, "ciphertext": format_ciphertext(b.ciphertexts[0])}
 
     @classmethod
     def from_dict(cls, d, key: PublicKey) -> "EncryptedPredictions":
         """Parse and validate against the customer's ``key`` (a document for another key is refused)."""
+        header = cls.parse_header(d, key)
+        raw_batches = _get(d, "batches", list, "a list of batches")
+        header.batches = [header.parse_batch(b, i, key) for i, b in enumerate(raw_batches)]
+        header.check_count(d.get("records", None), len(raw_batches))
+        return header
+
+    @classmethod
+    def parse_header(cls, d, key: PublicKey) -> "EncryptedPredictions":
         check_header(d, PREDICTIONS_FORMAT)
         fp = _fingerprint_field(d, "key_fingerprint")
         if fp != key.fingerprint:
@@ -319,17 +347,14 @@ class EncryptedPredictions:
         target = _get(d, "target", dict, "an object with name and transform")
         if not isinstance(target.get("name"), str) or target.get("transform") not in TRANSFORMS:
             raise DocumentError(f"target must have a name and a transform in {TRANSFORMS}")
-        raw_batches = _get(d, "batches", list, "a list of batches")
-        if not raw_batches:
-            raise DocumentError("the document holds no records")
-        batches = []
-        for i, b in enumerate(raw_batches):
-            if not isinstance(b, dict):
-                raise DocumentError(f"batch {i} must be an object")
-            ids = _ids(b, slots)
-            batches.append(Batch(ids, [parse_ciphertext(b.get("ciphertext"), key, f"batch {i} ciphertext")]))
-        doc = cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, target["name"],
-                  target["transform"], batches)
-        if _count(d, "records") != doc.records:
-            raise DocumentError(f"records says {d['records']} but the batches hold {doc.records}")
-        return doc
+        return cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, target["name"],
+                   target["transform"], [])
+
+    def parse_batch(self, b, i: int, key: PublicKey) -> Batch:
+        if not isinstance(b, dict):
+            raise DocumentError(f"batch {i} must be an object")
+        ids = _ids(b, self.slots)
+        return Batch(ids, [parse_ciphertext(b.get("ciphertext"), key, f"batch {i} ciphertext")])
+
+    def check_count(self, records, batches: int) -> None:
+        check_count(records, batches, self.records)

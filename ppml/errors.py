@@ -21,6 +21,11 @@ class PpmlError(Exception):
         self.message = message
         self.source = source
 
+    def __reduce__(self):
+        # Rebuild from the final message, whatever the subclass's constructor takes, so errors
+        # raised in worker processes arrive intact.
+        return (_rebuild, (type(self), self.message, self.source))
+
     def with_source(self, source: str) -> "PpmlError":
         """Attach the file name once it is known (readers deep down do not know it)."""
         if self.source is None:
@@ -29,6 +34,12 @@ class PpmlError(Exception):
 
     def __str__(self) -> str:
         return f"{self.source}: {self.message}" if self.source else self.message
+
+
+def _rebuild(cls, message, source):
+    error = cls.__new__(cls)
+    PpmlError.__init__(error, message, source)
+    return error
 
 
 class InputError(PpmlError):

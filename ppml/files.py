@@ -22,46 +22,76 @@ def display_name(path) -> str:
     return "<stdin>" if str(path) == STDIO else str(path)
 
 
-def atomic_write_bytes(path, data: bytes, mode: int = 0o644, overwrite: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically with permissions ``mode`` (set before any byte
-    lands, so a private key is never readable by others, not even briefly)."""
-    path = Path(path)
-    folder = path.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise OutputError(f"cannot create folder: {e.strerror}", str(folder)) from None
-    if not overwrite and path.exists():
-        raise OutputError("already exists; refusing to overwrite it (use --force)", str(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise OutputError(f"cannot write here: {e.strerror}", str(folder)) from None
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if not overwrite:
-            # Fails (instead of replacing) if someone created the file meanwhile.
-            os.link(tmp, path)
-            os.unlink(tmp)
-        else:
-            os.replace(tmp, path)
-    except FileExistsError:
-        os.unlink(tmp)
-        raise OutputError("already exists; refusing to overwrite it (use --force)", str(path)) from None
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):  # make the rename itself durable
-        dfd = os.open(folder, os.O_RDONLY)
+class AtomicFile:
+    """A file that appears at ``path`` complete or not at all: bytes go to a temporary file in
+    the same folder (created with ``mode`` before any byte lands, so a private key is never
+    readable by others, not even briefly); ``commit`` fsyncs it and renames it into place,
+    ``abort`` (or an exception inside ``with``) removes it and leaves ``path`` untouched."""
+
+    def __init__(self, path, mode: int = 0o644, overwrite: bool = True):
+        self.path = Path(path)
+        self.overwrite = overwrite
+        folder = self.path.parent
         try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise OutputError(f"cannot create folder: {e.strerror}", str(folder)) from None
+        if not overwrite and self.path.exists():
+            raise OutputError("already exists; refusing to overwrite it (use --force)", str(self.path))
+        try:
+            fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+        except OSError as e:
+            raise OutputError(f"cannot write here: {e.strerror}", str(folder)) from None
+        os.fchmod(fd, mode)
+        self.file = os.fdopen(fd, "wb")
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+
+    def commit(self) -> None:
+        try:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+            if self.overwrite:
+                os.replace(self.tmp, self.path)
+            else:  # link fails, instead of replacing, if someone created the file meanwhile
+                os.link(self.tmp, self.path)
+                os.unlink(self.tmp)
+        except FileExistsError:
+            self.abort()
+            raise OutputError("already exists; refusing to overwrite it (use --force)", str(self.path)) from None
+        except BaseException:
+            self.abort()
+            raise
+        with contextlib.suppress(OSError):  # make the rename itself durable
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+
+    def abort(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
+
+def atomic_write_bytes(path, data: bytes, mode: int = 0o644, overwrite: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically with permissions ``mode``."""
+    with AtomicFile(path, mode, overwrite) as f:
+        f.write(data)
 
 
 def write_text(path, text: str, mode: int = 0o644) -> None:

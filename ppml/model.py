@@ -26,6 +26,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from . import __version__
 from .documents import ModelParameters, ModelSpec
+from .encoder import CustomerTransform
 from .errors import InputError
 from .features import CATEGORICAL_FEATURES, DOMAIN_BOUNDS, NUMERIC_FEATURES, engineer_features
 from .paillier.codec import DEFAULT_TOLERANCE, design_codec
@@ -34,6 +35,7 @@ LAPTOP_TARGET = "Price"
 RIDGE_ALPHA = 1.0
 TEST_FRACTION = 0.2
 SPLIT_SEED = 42
+MIN_CATEGORY_COUNT = 10
 
 
 @dataclass
@@ -43,15 +45,16 @@ class TrainedModel:
     parameters: ModelParameters
 
     @property
-    def column_transformer(self) -> Pipeline:
-        """The customer's part: raw records → the model's feature vector (no weights)."""
-        return self.pipeline[:-1]
+    def column_transformer(self) -> CustomerTransform:
+        """The customer's part: raw records → the model's feature vector (no weights), compiled
+        so that using it needs no scikit-learn."""
+        return CustomerTransform.from_pipeline(self.pipeline)
 
 
 def build_laptop_pipeline(alpha: float = RIDGE_ALPHA) -> Pipeline:
     columns = ColumnTransformer(
-        [("category", OneHotEncoder(handle_unknown="ignore", sparse_output=False), list(CATEGORICAL_FEATURES)),
-         ("number", StandardScaler(), list(NUMERIC_FEATURES))],
+        [(name, _one_hot(), [name]) for name in CATEGORICAL_FEATURES]
+        + [("number", StandardScaler(), list(NUMERIC_FEATURES))],
         verbose_feature_names_out=False,
     )
     return Pipeline([
@@ -59,6 +62,14 @@ def build_laptop_pipeline(alpha: float = RIDGE_ALPHA) -> Pipeline:
         ("columns", columns),
         ("regressor", Ridge(alpha=alpha)),
     ])
+
+
+def _one_hot() -> OneHotEncoder:
+    """Categories seen fewer than MIN_CATEGORY_COUNT times share one "infrequent" column, and
+    so do categories never seen in training: fewer features means fewer ciphertexts per record
+    (52 → 42 on the laptop data, for 0.01 of held-out R²)."""
+    return OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_COUNT,
+                         sparse_output=False)
 
 
 def feature_bounds(columns: ColumnTransformer, inputs: dict[str, tuple[float, float]]):
@@ -69,7 +80,7 @@ def feature_bounds(columns: ColumnTransformer, inputs: dict[str, tuple[float, fl
         if name == "remainder" and transformer == "drop":
             continue
         if isinstance(transformer, OneHotEncoder):
-            width = sum(len(c) for c in transformer.categories_)
+            width = len(transformer.get_feature_names_out(cols))  # infrequent groups included
             lower += [0.0] * width
             upper += [1.0] * width
         elif isinstance(transformer, StandardScaler):

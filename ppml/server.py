@@ -4,9 +4,12 @@ Imports neither pandas nor scikit-learn: the parameters are JSON, the maths is g
 """
 from __future__ import annotations
 
+from typing import Iterable, Iterator
+
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
 from .errors import DocumentError, KeyMismatchError
 from .paillier import Encryptor, score_packed
+from .parallel import ordered_map
 
 
 def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
@@ -21,13 +24,29 @@ def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
         raise DocumentError("feature names differ from the model's")
 
 
-def score_encrypted(doc: EncryptedFeatures, params: ModelParameters) -> EncryptedPredictions:
+def predictions_header(doc: EncryptedFeatures, params: ModelParameters) -> EncryptedPredictions:
+    spec = params.spec
+    return EncryptedPredictions(doc.public_key.fingerprint, spec.fingerprint, doc.codec, doc.slots,
+                                spec.target, spec.transform, [])
+
+
+def _score_job(state, batch: Batch) -> Batch:
+    encryptor, codec, W, B = state
+    return Batch(list(batch.ids), [score_packed(encryptor, codec, W, B, batch.ciphertexts, len(batch.ids))])
+
+
+def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: ModelParameters,
+                 workers: int = 1, expected_batches: int = 1) -> Iterator[Batch]:
     """``Enc(w·x + b)`` for every record, one freshly re-randomized ciphertext per batch."""
     check_compatible(doc, params)
     W, B = params.integer_weights()
-    encryptor = Encryptor(doc.public_key, expected=len(doc.batches))
-    batches = [Batch(list(b.ids), [score_packed(encryptor, doc.codec, W, B, b.ciphertexts, len(b.ids))])
-               for b in doc.batches]
-    spec = params.spec
-    return EncryptedPredictions(doc.public_key.fingerprint, spec.fingerprint, doc.codec, doc.slots,
-                                spec.target, spec.transform, batches)
+    workers = min(workers, max(1, expected_batches))
+    encryptor = Encryptor(doc.public_key, expected=max(1, expected_batches), workers=workers)
+    return ordered_map(_score_job, batches, (encryptor, doc.codec, W, B), workers)
+
+
+def score_encrypted(doc: EncryptedFeatures, params: ModelParameters, workers: int = 1) -> EncryptedPredictions:
+    """In-memory convenience: a whole document → its encrypted predictions."""
+    answer = predictions_header(doc, params)
+    answer.batches = list(score_stream(doc, doc.batches, params, workers, len(doc.batches)))
+    return answer

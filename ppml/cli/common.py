@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import functools
 import sys
-import traceback
 
 import click
 
@@ -75,6 +74,22 @@ def keys_option(f):
                         type=click.Path(file_okay=False), help="Folder of the customer's key pair.")(f)
 
 
+def workers_option(f):
+    from ..parallel import default_workers
+
+    return click.option("-j", "--workers", type=click.IntRange(1, 512), default=default_workers(),
+                        show_default="all cores",
+                        help="Worker processes; results are identical for any number.")(f)
+
+
+def with_source(items, source: str):
+    """Re-raise library errors from a lazy stream with the file they came from."""
+    try:
+        yield from items
+    except PpmlError as e:
+        raise e.with_source(source)
+
+
 def quiet_option(f):
     return click.option("-q", "--quiet", is_flag=True, help="Print nothing on stderr but errors.")(f)
 
@@ -84,5 +99,3 @@ def say(quiet: bool, message: str) -> None:
         click.echo(message, err=True)
 
 
-def debug_traceback() -> str:
-    return traceback.format_exc()

@@ -27,7 +27,7 @@ from .codec import FixedPointCodec
 from .keys import PrivateKey, PublicKey
 
 #: Upper bound on the memory one window table may take (bytes).
-TABLE_MEMORY_LIMIT = 64 * 2 ** 20
+TABLE_MEMORY_LIMIT = 32 * 2 ** 20
 
 
 class FixedBaseTable:
@@ -68,15 +68,17 @@ class FixedBaseTable:
         return result
 
 
-def choose_window(exp_bits: int, count: int, modulus_bits: int) -> int:
-    """Table window that minimises build + use multiplications for ``count`` exponentiations;
-    0 means a table does not pay (plain ``powmod`` at about ``exp_bits`` multiplications each)."""
-    best_w, best_cost = 0, count * exp_bits
+def choose_window(exp_bits: int, count: int, modulus_bits: int, workers: int = 1) -> int:
+    """Table window that minimises the wall time of building the table (once, before the
+    workers fork) plus ``count`` exponentiations shared by ``workers`` processes; 0 means a
+    table does not pay (plain ``powmod`` at about ``exp_bits`` multiplications each)."""
+    workers = max(1, workers)
+    best_w, best_cost = 0, count * exp_bits / workers
     for w in range(1, 13):
         rows = -(-exp_bits // w)
         if rows * ((1 << w) - 1) * (modulus_bits // 8 + 40) > TABLE_MEMORY_LIMIT:
             break
-        cost = rows * ((1 << w) - 1) + count * rows * (1 - 2.0 ** -w)
+        cost = rows * ((1 << w) - 1) + count * rows * (1 - 2.0 ** -w) / workers
         if cost < best_cost:
             best_w, best_cost = w, cost
     return best_w
@@ -85,9 +87,9 @@ def choose_window(exp_bits: int, count: int, modulus_bits: int) -> int:
 class _FixedBasePow:
     """``base^e mod modulus`` through a table or plain powmod, whichever pays for the workload."""
 
-    def __init__(self, base, modulus, exp_bits: int, expected: int):
+    def __init__(self, base, modulus, exp_bits: int, expected: int, workers: int = 1):
         self.base, self.modulus = gmpy2.mpz(base), gmpy2.mpz(modulus)
-        w = choose_window(exp_bits, expected, self.modulus.bit_length())
+        w = choose_window(exp_bits, expected, self.modulus.bit_length(), workers)
         self.table = FixedBaseTable(base, modulus, exp_bits, w) if w else None
 
     def __call__(self, e: int) -> gmpy2.mpz:
@@ -100,20 +102,22 @@ class Encryptor:
     Args:
         expected: roughly how many encryptions will follow; sizes the window table so that a
             single record does not pay for a large precomputation.
+        workers: how many processes will share them (the table is built once, before).
     """
 
-    def __init__(self, public: PublicKey, private: PrivateKey | None = None, expected: int = 1):
+    def __init__(self, public: PublicKey, private: PrivateKey | None = None, expected: int = 1,
+                 workers: int = 1):
         self.public = public
         self.alpha_bits = public.alpha_bits
         n = public.n
         if private is not None:
             p_sq, q_sq = private.p ** 2, private.q ** 2
             self._crt = (p_sq, q_sq, gmpy2.invert(p_sq, q_sq))
-            self._pow_p = _FixedBasePow(public.h_s % p_sq, p_sq, self.alpha_bits, expected)
-            self._pow_q = _FixedBasePow(public.h_s % q_sq, q_sq, self.alpha_bits, expected)
+            self._pow_p = _FixedBasePow(public.h_s % p_sq, p_sq, self.alpha_bits, expected, workers)
+            self._pow_q = _FixedBasePow(public.h_s % q_sq, q_sq, self.alpha_bits, expected, workers)
         else:
             self._crt = None
-            self._pow = _FixedBasePow(public.h_s, public.n_sq, self.alpha_bits, expected)
+            self._pow = _FixedBasePow(public.h_s, public.n_sq, self.alpha_bits, expected, workers)
         self._n = n
 
     def random_mask(self) -> gmpy2.mpz:

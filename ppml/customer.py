@@ -16,7 +16,7 @@ from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec
 from .errors import EncodingRangeError, InputError, KeyMismatchError
 from .model_transforms import apply_transform
 from .paillier import Encryptor, PrivateKey, PublicKey, decrypt_packed, encrypt_packed
-from .parallel import ordered_map
+from .parallel import Recipe, ordered_map
 
 #: The original project's example: the laptop a new user gets a price for without any input.
 SAMPLE_LAPTOP = {
@@ -139,23 +139,34 @@ def _encrypt_job(state, job) -> Batch:
     return Batch(list(ids), encrypt_packed(encryptor, codec, rows))
 
 
+def _encrypt_state(public, private, expected, workers, codec):
+    return Encryptor(public, private, expected=expected, workers=workers), codec
+
+
 def encrypt_stream(prepared: Iterable, spec: ModelSpec, public: PublicKey, private: PrivateKey | None = None,
-                   workers: int = 1, expected_batches: int = LARGE_INPUT_BATCHES) -> Iterator[Batch]:
+                   workers: int = 1, expected_batches: int = LARGE_INPUT_BATCHES,
+                   scheduler=None) -> Iterator[Batch]:
     """Encrypted batches of ``m`` records (one ciphertext per feature per batch), in order.
 
     ``expected_batches`` sizes the window table (a single record must not pay for a large one).
+    With the private key, encryption runs modulo p² and q² (CRT) — locally only: on a Dask
+    ``scheduler`` the workers get the public key alone and encrypt modulo n².
     """
     codec = spec.codec
     m = codec.slots_for(public.bits)
     workers = min(workers, max(1, expected_batches))
-    encryptor = Encryptor(public, private, expected=max(1, expected_batches) * len(spec.features), workers=workers)
+    if scheduler is not None:
+        private = None  # the private key never leaves this machine
+    expected = max(1, expected_batches) * len(spec.features)
+    recipe = Recipe(_encrypt_state, (public, private, expected, workers, codec),
+                    key=f"encrypt:{public.fingerprint}:{expected}:{codec.slot_bits}")
 
     def jobs():
         for ids, rows in prepared:
             for i in range(0, len(rows), m):
                 yield ids[i:i + m], rows[i:i + m]
 
-    return ordered_map(_encrypt_job, jobs(), (encryptor, codec), workers)
+    return ordered_map(_encrypt_job, jobs(), recipe, workers, scheduler)
 
 
 def features_header(spec: ModelSpec, public: PublicKey) -> EncryptedFeatures:
@@ -184,7 +195,11 @@ def decrypt_stream(header: EncryptedPredictions, batches: Iterable[Batch], priva
     """``(id, prediction)`` pairs per batch, in input order, in the target's own units."""
     if header.key_fingerprint != private.fingerprint:
         raise KeyMismatchError("the predictions were encrypted for another key")
-    return ordered_map(_decrypt_job, batches, (private, header.codec, header.transform), workers)
+    return ordered_map(_decrypt_job, batches, Recipe(_as_tuple, (private, header.codec, header.transform)), workers)
+
+
+def _as_tuple(*args):
+    return args
 
 
 def decrypt_predictions(doc: EncryptedPredictions, private: PrivateKey, workers: int = 1) -> list[tuple]:

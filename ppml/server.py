@@ -9,7 +9,7 @@ from typing import Iterable, Iterator
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
 from .errors import DocumentError, KeyMismatchError
 from .paillier import Encryptor, score_packed
-from .parallel import ordered_map
+from .parallel import Recipe, ordered_map
 
 
 def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
@@ -35,14 +35,23 @@ def _score_job(state, batch: Batch) -> Batch:
     return Batch(list(batch.ids), [score_packed(encryptor, codec, W, B, batch.ciphertexts, len(batch.ids))])
 
 
+def _score_state(public, expected, workers, codec, W, B):
+    return Encryptor(public, expected=expected, workers=workers), codec, W, B
+
+
 def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: ModelParameters,
-                 workers: int = 1, expected_batches: int = 1) -> Iterator[Batch]:
-    """``Enc(w·x + b)`` for every record, one freshly re-randomized ciphertext per batch."""
+                 workers: int = 1, expected_batches: int = 1, scheduler=None) -> Iterator[Batch]:
+    """``Enc(w·x + b)`` for every record, one freshly re-randomized ciphertext per batch.
+
+    On a Dask ``scheduler``, what travels is the public key, the integer weights and the
+    ciphertexts."""
     check_compatible(doc, params)
     W, B = params.integer_weights()
     workers = min(workers, max(1, expected_batches))
-    encryptor = Encryptor(doc.public_key, expected=max(1, expected_batches), workers=workers)
-    return ordered_map(_score_job, batches, (encryptor, doc.codec, W, B), workers)
+    expected = max(1, expected_batches)
+    recipe = Recipe(_score_state, (doc.public_key, expected, workers, doc.codec, W, B),
+                    key=f"score:{doc.public_key.fingerprint}:{params.spec.fingerprint}:{expected}")
+    return ordered_map(_score_job, batches, recipe, workers, scheduler)
 
 
 def score_encrypted(doc: EncryptedFeatures, params: ModelParameters, workers: int = 1) -> EncryptedPredictions:

@@ -1,80 +1,122 @@
-"""``CustomerDecrypts.py``: ``Encrypted_Predicted_value/answer.json`` → predictions."""
+"""``CustomerDecrypts.py``: ``Encrypted_Predicted_value/answer.json`` → predictions (or a
+folder of answers → a folder of CSVs)."""
 from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
 
 import click
 
-from .common import keys_option, quiet_option, reports_errors, say, weak_key_option, with_source, workers_option
+from .common import (Progress, StageTimer, folder_inputs, is_folder, keys_option, quiet_option, reports_errors,
+                     run_folder, say, verbose_option, weak_key_option, with_source, workers_option)
 
 DEFAULT_INPUT = "Encrypted_Predicted_value/answer.json"
+DEFAULT_FOLDER_OUTPUT = "Predictions"
 
 
 @click.command(name="decrypt", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("answer", required=False, default=DEFAULT_INPUT, metavar="[ANSWER]")
 @click.option("-o", "--output", default=None,
               help="Write CSV (columns id, prediction) to this file, or - for CSV on stdout. "
-                   "Without it, one readable line per record is printed.")
+                   "Without it, one readable line per record is printed. With a folder as ANSWER: "
+                   f"the output folder of CSVs (default {DEFAULT_FOLDER_OUTPUT}/).")
 @keys_option
+@click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
+              help="Check that the answers come from this trained model folder's model.")
 @workers_option
 @weak_key_option
+@verbose_option
 @quiet_option
 @reports_errors
-def decrypt_command(answer, output, keys_dir, workers, allow_weak_key, quiet):
+def decrypt_command(answer, output, keys_dir, model_dir, workers, allow_weak_key, verbose, quiet):
     """Decrypt the company's encrypted predictions with the customer's private key.
 
     ANSWER is an encrypted-predictions document (default
-    Encrypted_Predicted_value/answer.json), or - for stdin. Predictions are in the target's
-    own units (for the laptop model: the price, exp of the model's log price).
+    Encrypted_Predicted_value/answer.json), - for stdin, or a folder: then every *.json /
+    *.jsonl in it without an up-to-date CSV is decrypted into the output folder (cron mode).
+    Predictions are in the target's own units (for the laptop model: the price, exp of the
+    model's log price).
     """
-    import sys
+    from .. import artifacts
+    from ..keystore import KeyStore
 
+    timer = StageTimer(verbose)
+    expected_model = artifacts.load_spec(model_dir).fingerprint if model_dir is not None else None
+    store = KeyStore(keys_dir)
+    # Loaded after the first input has been opened: in a shell pipeline the encrypting stage may
+    # still be creating the key pair when this stage starts.
+    keys = functools.lru_cache(maxsize=1)(lambda: store.load_private(allow_weak=allow_weak_key))
+    job = dict(keys=keys, expected_model=expected_model, workers=workers, timer=timer, quiet=quiet)
+    if is_folder(answer):
+        run_folder(folder_inputs(answer, (".json", ".jsonl")), output or DEFAULT_FOLDER_OUTPUT,
+                   lambda p: Path(p).stem + ".csv",
+                   lambda src, dst: _decrypt_file(str(src), str(dst), **job), quiet, f"decrypt {answer}")
+    elif output is None or output == "-":
+        _decrypt_file(answer, output, **job)
+    else:
+        from ..files import output_lock
+
+        with output_lock(output):
+            _decrypt_file(answer, output, **job)
+    timer.report()
+
+
+def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
     from .. import customer, files
     from ..documents import EncryptedPredictions, check_count
-    from ..errors import PpmlError
-    from ..keystore import KeyStore
+    from ..errors import KeyMismatchError, PpmlError
     from ..streams import DocumentReader
 
-    private = KeyStore(keys_dir).load_private(allow_weak=allow_weak_key)
     source = files.display_name(answer)
-    reader = DocumentReader(answer)
+    with timer.stage("read"):
+        reader = DocumentReader(answer)  # waits for the first line of a pipe
+    with timer.stage("keys"):
+        private = keys()
     try:
         doc = EncryptedPredictions.parse_header(reader.header, private.public)
+        if expected_model is not None and doc.model_fingerprint != expected_model:
+            raise KeyMismatchError(f"answers from model {doc.model_fingerprint[:19]}…, not from the "
+                                   f"model given with --model ({expected_model[:19]}…)")
     except PpmlError as e:
         raise e.with_source(source)
     parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
     batches = records = 0
+    progress = Progress("Decrypting", quiet)
 
     def rows():
         nonlocal batches, records
         for pairs in customer.decrypt_stream(doc, parsed, private, workers):
             batches += 1
             records += len(pairs)
+            progress.update(len(pairs))
             yield pairs
         try:
             check_count(reader.declared_records, batches, records)
         except PpmlError as e:
             raise e.with_source(source)
 
-    if output is None:
-        for pairs in rows():
-            click.echo("".join(f"{rid}: {doc.target} = {value:,.2f}\n" for rid, value in pairs), nl=False)
-        return
-    sink = None if output == "-" else files.AtomicFile(output)
-    emit = sys.stdout.buffer.write if sink is None else sink.write
-    with files.output_lock(output):
-        try:
-            emit(b"id,prediction\n")
+    with timer.stage("decrypt"):
+        if output is None:
             for pairs in rows():
-                emit("".join(f"{_csv_field(rid)},{value!r}\n" for rid, value in pairs).encode())
-        except BaseException:
-            if sink is not None:
-                sink.abort()
-            raise
-        if sink is None:
+                click.echo("".join(f"{rid}: {doc.target} = {value:,.2f}\n" for rid, value in pairs), nl=False)
+        elif output == "-":
+            sys.stdout.buffer.write(b"id,prediction\n")
+            for pairs in rows():
+                sys.stdout.buffer.write(_csv_rows(pairs))
             sys.stdout.buffer.flush()
         else:
-            sink.commit()
-    if output != "-":
+            with files.AtomicFile(output) as sink:
+                sink.write(b"id,prediction\n")
+                for pairs in rows():
+                    sink.write(_csv_rows(pairs))
+    progress.close()
+    if output not in (None, "-"):
         say(quiet, f"Wrote {records} prediction(s) to {output}")
+
+
+def _csv_rows(pairs) -> bytes:
+    return "".join(f"{_csv_field(rid)},{value!r}\n" for rid, value in pairs).encode()
 
 
 def _csv_field(value) -> str:

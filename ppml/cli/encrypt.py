@@ -1,4 +1,5 @@
-"""``CustomerEncrypts.py``: raw laptop records → ``Encrypted_Data/data.json``."""
+"""``CustomerEncrypts.py``: raw records → ``Encrypted_Data/data.json`` (or a folder of CSVs → a
+folder of documents)."""
 from __future__ import annotations
 
 import itertools
@@ -6,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .common import (keys_option, model_option, quiet_option, reports_errors, say, weak_key_option,
+from .common import (Progress, StageTimer, folder_inputs, is_folder, keys_option, model_option, quiet_option,
+                     reports_errors, run_folder, say, scheduler_option, verbose_option, weak_key_option,
                      with_source, workers_option)
 
 DEFAULT_OUTPUT = "Encrypted_Data/data.json"
@@ -14,58 +16,105 @@ DEFAULT_OUTPUT = "Encrypted_Data/data.json"
 
 @click.command(name="encrypt", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("records", required=False, metavar="[RECORDS]")
-@click.option("-o", "--output", default=DEFAULT_OUTPUT, show_default=True,
-              help="Encrypted-features document to write; - for stdout (JSON Lines). "
-                   "A name ending in .jsonl is written as JSON Lines.")
+@click.option("-o", "--output", default=None,
+              help=f"Encrypted-features document to write (default {DEFAULT_OUTPUT}); - for stdout "
+                   "(JSON Lines). A name ending in .jsonl is written as JSON Lines. With a folder "
+                   "of CSVs as RECORDS: the output folder (default Encrypted_Data/).")
 @keys_option
 @click.option("--key-size", type=int, default=None,
               help="Modulus size in bits for a new key pair (default 3072). Keys are created "
                    "only if the key folder holds none.")
 @model_option
 @workers_option
+@scheduler_option
 @weak_key_option
+@verbose_option
 @quiet_option
 @reports_errors
-def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, allow_weak_key, quiet):
-    """Encrypt laptop records for the company's price model.
+def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, scheduler, allow_weak_key,
+                    verbose, quiet):
+    """Encrypt records for the company's model.
 
-    RECORDS is a CSV of raw laptop records (columns Company, TypeName, Inches,
-    ScreenResolution, Cpu, Ram, Memory, Gpu, OpSys, Weight; a Price column is ignored; an id
-    column names the records), or - for stdin. Without it, the bundled sample laptop is
-    encrypted. A key pair is created in the key folder if there is none.
+    RECORDS is a CSV of raw records — for the laptop model the columns Company, TypeName,
+    Inches, ScreenResolution, Cpu, Ram, Memory, Gpu, OpSys, Weight (a Price column is
+    ignored) — or - for stdin, or a folder: then every *.csv in it without an up-to-date
+    output is encrypted into the output folder (cron mode). An id column names the records.
+    Without RECORDS, the bundled sample laptop is encrypted. A key pair is created in the
+    key folder if there is none.
     """
-    from .. import artifacts, customer, files
+    from .. import artifacts
     from ..errors import KeyFileError
     from ..keystore import KeyStore
     from ..paillier.keys import DEFAULT_KEY_BITS
-    from ..streams import DocumentWriter
 
-    spec = artifacts.load_spec(model_dir)
-    col_tnf = artifacts.load_pickle(Path(model_dir) / artifacts.COL_TNF)
+    timer = StageTimer(verbose)
+    with timer.stage("load model"):
+        spec = artifacts.load_spec(model_dir)
+        col_tnf = artifacts.load_pickle(Path(model_dir) / artifacts.COL_TNF)
     store = KeyStore(keys_dir)
     existing = store.load_public(allow_weak_key) if store.exists() else None
     if existing is not None and key_size is not None and key_size != existing.bits:
         raise KeyFileError(f"holds a {existing.bits}-bit key pair, not {key_size} bits; "
                            f"replace it with `python -m ppml keygen --key-size {key_size} --force`",
                            str(keys_dir))
-    m = spec.codec.slots_for(existing.bits if existing else key_size or DEFAULT_KEY_BITS)
+    bits = existing.bits if existing else key_size or DEFAULT_KEY_BITS
+    keys = _Keys(store, bits, allow_weak_key, quiet)
+    job = dict(spec=spec, col_tnf=col_tnf, keys=keys, workers=workers, scheduler=scheduler,
+               timer=timer, quiet=quiet)
+    if is_folder(records):
+        out_dir = output or str(Path(DEFAULT_OUTPUT).parent)
+        run_folder(folder_inputs(records, (".csv",)), out_dir, lambda p: p.stem + ".json",
+                   lambda src, dst: _encrypt_file(str(src), str(dst), **job), quiet, f"encrypt {records}")
+    else:
+        from ..files import output_lock
+
+        output = output or DEFAULT_OUTPUT
+        with output_lock(output):
+            _encrypt_file(records, output, **job)
+    timer.report()
+
+
+class _Keys:
+    """The key pair, loaded (or created) only once the first input chunk has been checked."""
+
+    def __init__(self, store, bits, allow_weak, quiet):
+        self.store, self.bits, self.allow_weak, self.quiet = store, bits, allow_weak, quiet
+        self.pair = None
+
+    def get(self):
+        if self.pair is None:
+            public, private, created = self.store.load_or_create(self.bits, allow_weak=self.allow_weak)
+            if created:
+                say(self.quiet, f"Created a {public.bits}-bit key pair in {self.store.folder}/ "
+                                "(private key mode 0600).")
+            self.pair = public, private
+        return self.pair
+
+
+def _encrypt_file(records, output, spec, col_tnf, keys, workers, scheduler, timer, quiet):
+    from .. import customer, files
+    from ..streams import DocumentWriter
+
+    m = spec.codec.slots_for(keys.bits)
     chunk = m * customer.CHUNK_BATCHES
     if records is None:
         source, chunks = "the sample laptop", customer.sample_records()
     else:
         source = files.display_name(records)
         chunks = customer.iter_record_chunks(records, source, chunk)
-    prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
-    first = next(prepared)  # the first chunk is read and checked before any key is created
+    with timer.stage("read"):
+        prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
+        first = next(prepared)  # the first chunk is read and checked before any key is created
     expected = -(-len(first[1]) // m) if len(first[1]) < chunk else customer.LARGE_INPUT_BATCHES
-
-    public, private, created = store.load_or_create(key_size or DEFAULT_KEY_BITS, allow_weak=allow_weak_key)
-    if created:
-        say(quiet, f"Created a {public.bits}-bit key pair in {keys_dir}/ (private key mode 0600).")
+    with timer.stage("keys"):
+        public, private = keys.get()
     header = customer.features_header(spec, public)
-    with files.output_lock(output), DocumentWriter(output, header.header()) as writer:
+    progress = Progress("Encrypting", quiet)
+    with timer.stage("encrypt"), DocumentWriter(output, header.header()) as writer:
         for batch in customer.encrypt_stream(itertools.chain([first], prepared), spec, public, private,
-                                             workers, expected):
+                                             workers, expected, scheduler):
             writer.write(header.batch_dict(batch), len(batch.ids))
+            progress.update(len(batch.ids))
+    progress.close()
     say(quiet, f"Encrypted {writer.records} record(s) from {source} into {writer.batches} batch(es) "
                f"of up to {m} → {files.display_name(output) if output != '-' else '<stdout>'}")

@@ -38,6 +38,22 @@ def test_committed_artifacts_are_what_train_writes(retrained, bundled_raw, pipel
     np.testing.assert_array_equal(fresh.predict(bundled_raw), pipeline.predict(bundled_raw))
 
 
+def test_train_command_without_target_is_still_the_laptop_model(tmp_path, retrained):
+    from click.testing import CliRunner
+
+    from ppml.cli import main
+
+    result = CliRunner().invoke(main, ["train", str(ROOT / "Data" / "laptop_data.csv"), "--out-dir", str(tmp_path), "-q"])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[1].startswith("held-out R² (log price): 0.")
+    _, out = retrained
+    for name in (artifacts.COL_TNF, artifacts.PIPELINE):
+        assert (tmp_path / name).read_bytes() == (out / name).read_bytes(), name
+    for name in (artifacts.MODEL_JSON, artifacts.COEFFICIENTS_JSON, artifacts.INTERCEPT_JSON):
+        assert (tmp_path / artifacts.PARAMS_DIR / name).read_bytes() == \
+               (ROOT / artifacts.PARAMS_DIR / name).read_bytes(), name
+
+
 def test_model_is_accurate_and_well_conditioned(retrained):
     trained, _ = retrained
     assert trained.metrics["r2_log"] >= 0.8

@@ -23,8 +23,9 @@ MODEL_JSON = "Model.json"
 COEFFICIENTS_JSON = "Coefficients.json"
 INTERCEPT_JSON = "Intercept.json"
 
-#: (module, name) pairs ``col_tnf.pkl`` pickles to: ppml's compiled transformer and numpy's
-#: array reconstructors. Classes and reconstructors only: none of them does I/O or evaluates
+#: (module, name) pairs ``col_tnf.pkl`` pickles to: ppml's compiled transformer, its feature
+#: step (the laptop parser or a generic model's :class:`~ppml.tabular.TabularFeatures`) and
+#: numpy's array reconstructors. Classes and reconstructors only: none of them does I/O or evaluates
 #: anything when called.
 CUSTOMER_GLOBALS = frozenset({
     ("builtins", "slice"),
@@ -43,6 +44,7 @@ CUSTOMER_GLOBALS = frozenset({
     ("ppml.encoder", "CompiledColumns"),
     ("ppml.encoder", "OneHotBlock"),
     ("ppml.encoder", "ScaleBlock"),
+    ("ppml.tabular", "TabularFeatures"),
 })
 #: ``PreProcessingDataAndModel.pkl`` adds the fitted scikit-learn estimator classes.
 PIPELINE_GLOBALS = CUSTOMER_GLOBALS | frozenset({

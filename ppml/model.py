@@ -1,4 +1,5 @@
-"""Training the laptop-price model and exporting what each party needs.
+"""Training the laptop-price model (or a model of any tabular data set) and exporting what each
+party needs.
 
 The fitted scikit-learn :class:`~sklearn.pipeline.Pipeline` has three steps:
 ``features`` (raw laptop columns → engineered columns), ``columns`` (one-hot categories,
@@ -10,6 +11,11 @@ Ridge (not ordinary least squares) keeps the model well conditioned: one-hot col
 same category sum to one, so least squares has a flat direction along which the original
 project's weights reached ±6·10¹⁰ and cancelled; a small L2 penalty pins them to moderate
 values at no cost in accuracy.
+
+:func:`train_tabular_model` fits the same shape of model on any CSV: its ``features`` step is
+a :class:`~ppml.tabular.TabularFeatures` (column selection and strict parsing), one one-hot
+encoder per categorical column, a scaler over the numeric ones, and ridge regression on the
+target (or its log); see :mod:`ppml.tabular` for the detection and bounds rules.
 """
 from __future__ import annotations
 
@@ -30,12 +36,16 @@ from .encoder import CustomerTransform
 from .errors import InputError
 from .features import CATEGORICAL_FEATURES, DOMAIN_BOUNDS, NUMERIC_FEATURES, engineer_features
 from .paillier.codec import DEFAULT_TOLERANCE, design_codec
+from .tabular import (TabularFeatures, default_bounds, detect_columns, numeric_lookalikes, parse_numeric,
+                      unnamed_column_notes)
 
 LAPTOP_TARGET = "Price"
 RIDGE_ALPHA = 1.0
 TEST_FRACTION = 0.2
 SPLIT_SEED = 42
 MIN_CATEGORY_COUNT = 10
+#: Fewest records a generic data set must have (80% to fit, at least 2 held out to score).
+MIN_TABULAR_ROWS = 10
 
 
 @dataclass
@@ -64,12 +74,34 @@ def build_laptop_pipeline(alpha: float = RIDGE_ALPHA) -> Pipeline:
     ])
 
 
-def _one_hot() -> OneHotEncoder:
-    """Categories seen fewer than MIN_CATEGORY_COUNT times share one "infrequent" column, and
-    so do categories never seen in training: fewer features means fewer ciphertexts per record
-    (52 → 42 on the laptop data, for 0.01 of held-out R²)."""
-    return OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=MIN_CATEGORY_COUNT,
+def _one_hot(min_frequency: int = MIN_CATEGORY_COUNT) -> OneHotEncoder:
+    """Categories seen fewer than ``min_frequency`` (MIN_CATEGORY_COUNT) times share one
+    "infrequent" column, and so do categories never seen in training: fewer features means
+    fewer ciphertexts per record (52 → 42 on the laptop data, for 0.01 of held-out R²)."""
+    return OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=min_frequency,
                          sparse_output=False)
+
+
+def auto_min_frequency(rows_train: int) -> int:
+    """The generic models' ``min_frequency``: a category needs 1% of the training rows, at
+    least 2 (a category seen once would get a weight fitted to a single record) and at most
+    MIN_CATEGORY_COUNT (as for the laptop model). 800 training rows → 8, 100 → 2."""
+    return min(MIN_CATEGORY_COUNT, max(2, -(-rows_train // 100)))
+
+
+def build_tabular_pipeline(features: TabularFeatures, min_frequency: int, alpha: float = RIDGE_ALPHA) -> Pipeline:
+    """The laptop pipeline's shape for any columns: ``features`` → one-hot / scaled columns →
+    ridge. Transformer names are positional (``category0``…, ``numeric``), so no column name can
+    collide with them."""
+    parts = [(f"category{i}", _one_hot(min_frequency), [name]) for i, name in enumerate(features.categorical)]
+    if features.numeric:
+        parts.append(("numeric", StandardScaler(), list(features.numeric)))
+    columns = ColumnTransformer(parts, verbose_feature_names_out=False)
+    return Pipeline([
+        ("features", FunctionTransformer(features)),
+        ("columns", columns),
+        ("regressor", Ridge(alpha=alpha)),
+    ])
 
 
 def feature_bounds(columns: ColumnTransformer, inputs: dict[str, tuple[float, float]]):
@@ -142,3 +174,101 @@ def train_laptop_model(raw: pd.DataFrame, alpha: float = RIDGE_ALPHA, test_fract
     metrics["max_abs_coefficient"] = max(abs(c) for c in params.coefficients)
     metrics["codec"] = params.spec.codec.to_dict()
     return TrainedModel(pipeline, metrics, params)
+
+
+def train_tabular_model(raw: pd.DataFrame, target: str, *, log_target: bool = False,
+                        numeric=(), categorical=(), ignore=(), bounds: dict | None = None,
+                        min_frequency: int | None = None, alpha: float = RIDGE_ALPHA,
+                        test_fraction: float = TEST_FRACTION, seed: int = SPLIT_SEED) -> TrainedModel:
+    """Fit ridge regression on ``target`` (or its log) of any tabular data, with a held-out split.
+
+    Args:
+        raw: the training records (strings as read from CSV, or numbers).
+        target: the column to predict; with ``log_target`` every value must be positive and the
+            model predicts its log (decryption returns ``exp`` of it).
+        numeric, categorical, ignore: override the automatic column detection
+            (:func:`ppml.tabular.detect_columns`).
+        bounds: declared ``{column: (lo, hi)}`` of numeric columns; others get
+            :func:`ppml.tabular.default_bounds` of the whole file's values. Every training value
+            must lie inside its column's bounds.
+        min_frequency: the one-hot encoders' ``min_frequency`` (default
+            :func:`auto_min_frequency` of the training rows).
+
+    Metrics: ``r2`` on the model's scale (log target: log scale), ``mae`` in the target's units
+    (and ``mae_log`` for a log target), as for the laptop model; ``notes`` on auto-detected
+    columns that look wrong (no header name; mostly numbers but detected categorical).
+    """
+    if not isinstance(raw, pd.DataFrame):
+        raise TypeError(f"train_tabular_model expects a pandas DataFrame, got {type(raw).__name__}")
+    num_cols, cat_cols = detect_columns(raw, target, categorical=categorical, numeric=numeric, ignore=ignore)
+    if len(raw) < MIN_TABULAR_ROWS:
+        raise InputError(f"{len(raw)} record(s) is too few to train and hold out {test_fraction:.0%}; "
+                         f"need at least {MIN_TABULAR_ROWS}")
+    y = parse_numeric(raw[target], target, "expected a finite number (the target)")
+    transform = "identity"
+    if log_target:
+        bad = y <= 0
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise InputError(f"row {raw.index[r]}, column {target!r}: a log target must be positive, "
+                             f"got {raw[target].iloc[r]!r}")
+        y, transform = np.log(y), "log"
+    features = TabularFeatures(numeric=num_cols, categorical=cat_cols)
+    engineered = features(raw)  # parses every record once, so a bad value fails before fitting
+    inputs = _tabular_bounds(engineered, num_cols, dict(bounds or {}))
+
+    X_train, X_test, y_train, y_test = train_test_split(raw, y, test_size=test_fraction, random_state=seed)
+    minf = auto_min_frequency(len(X_train)) if min_frequency is None else int(min_frequency)
+    if minf < 1:
+        raise InputError("min_frequency must be at least 1")
+    pipeline = build_tabular_pipeline(features, minf, alpha).fit(X_train, y_train)
+    try:
+        names = list(pipeline.named_steps["columns"].get_feature_names_out())
+    except ValueError:
+        names = None
+    if names is None or len(set(names)) != len(names):
+        raise InputError("two model features would get the same name (a one-hot column "
+                         "'<column>_<category>' equals another column's name); rename a column")
+    pred = pipeline.predict(X_test)
+    forced = set(categorical) | set(numeric)
+    metrics = {
+        "notes": unnamed_column_notes(c for c in [*num_cols, *cat_cols] if c not in forced)
+                 + numeric_lookalikes(raw, [c for c in cat_cols if c not in forced]),
+        "target": target, "transform": transform,
+        "numeric": list(num_cols), "categorical": list(cat_cols), "min_frequency": minf,
+        "rows_train": len(X_train), "rows_test": len(X_test),
+        "r2": float(r2_score(y_test, pred)),
+    }
+    if log_target:
+        metrics["mae_log"] = float(mean_absolute_error(y_test, pred))
+        metrics["mae"] = float(mean_absolute_error(np.exp(y_test), np.exp(pred)))
+    else:
+        metrics["mae"] = float(mean_absolute_error(y_test, pred))
+    params = export_parameters(pipeline, inputs, target, transform)
+    metrics["features"] = len(params.spec.features)
+    metrics["intercept"] = params.intercept
+    metrics["max_abs_coefficient"] = max((abs(c) for c in params.coefficients), default=0.0)
+    metrics["codec"] = params.spec.codec.to_dict()
+    metrics["bounds"] = {k: tuple(v) for k, v in inputs.items()}
+    return TrainedModel(pipeline, metrics, params)
+
+
+def _tabular_bounds(engineered: pd.DataFrame, numeric, declared: dict) -> dict[str, tuple[float, float]]:
+    unknown = [c for c in declared if c not in numeric]
+    if unknown:
+        raise InputError(f"--bounds: {', '.join(repr(c) for c in unknown)} is not a numeric feature column "
+                         f"(numeric: {', '.join(numeric) or 'none'})")
+    inputs = {}
+    for column in numeric:
+        values = engineered[column].to_numpy(dtype=np.float64)
+        if column in declared:
+            lo, hi = (float(v) for v in declared[column])
+            outside = (values < lo) | (values > hi)
+            if outside.any():
+                r = int(np.argmax(outside))
+                raise InputError(f"--bounds {column}={lo:g}:{hi:g}: row {engineered.index[r]} has {values[r]:g}, "
+                                 "outside; the bounds must hold every training value")
+            inputs[column] = (lo, hi)
+        else:
+            inputs[column] = default_bounds(values)
+    return inputs

@@ -19,39 +19,117 @@ def main():
     """
 
 
-@main.command()
+@main.command(epilog="""\b
+Examples:
+  python -m ppml train                                  # the laptop model, into .
+  python -m ppml train employees.csv --target salary --out-dir salary_model
+  python -m ppml train houses.csv --target price --log-target --categorical zip \\
+      --bounds rooms=0:100 --out-dir house_model""")
 @click.argument("data", required=False, default="Data/laptop_data.csv", metavar="[DATA]")
-@click.option("--out-dir", default=".", show_default=True, type=click.Path(file_okay=False),
+@click.option("--target", metavar="COLUMN", default=None,
+              help="Train a generic tabular model predicting COLUMN of any CSV. Without it, the "
+                   "laptop-price model is trained (DATA must have the raw laptop columns and Price).")
+@click.option("--log-target", is_flag=True,
+              help="Fit log(COLUMN) (every value must be positive); predictions are exp of the model output.")
+@click.option("--categorical", "categorical", multiple=True, metavar="COL",
+              help="Treat COL as categorical (one-hot). Repeatable.")
+@click.option("--numeric", "numeric", multiple=True, metavar="COL",
+              help="Treat COL as numeric (parsed as a number, standardised). Repeatable.")
+@click.option("--ignore", "ignore", multiple=True, metavar="COL",
+              help="Do not use COL as a feature (e.g. a CSV's unnamed index column). Repeatable.")
+@click.option("--bounds", "bounds", multiple=True, metavar="COL=LO:HI",
+              help="Declare the range a numeric column's values may take, e.g. age=0:150, "
+                   "instead of the default rule above. Repeatable.")
+@click.option("--min-frequency", type=click.IntRange(1), default=None, metavar="N",
+              help="Categories seen fewer than N times in training share one 'infrequent' column "
+                   "(default: 1% of the training rows, between 2 and 10).")
+@click.option("--out-dir", default=None, metavar="DIR", type=click.Path(file_okay=False),
               help="Where to write col_tnf.pkl, PreProcessingDataAndModel.pkl and "
-                   "Encrypted_ModelParameters/.")
+                   "Encrypted_ModelParameters/ (default . for the laptop model; required with --target).")
 @quiet_option
 @reports_errors
-def train(data, out_dir, quiet):
-    """Train the laptop-price model on DATA (default Data/laptop_data.csv) and write its artifacts.
+def train(data, target, log_target, categorical, numeric, ignore, bounds, min_frequency, out_dir, quiet):
+    """Train a model on DATA and write its artifacts.
 
-    Fits the column transformer and a ridge regression on log(Price) on 80% of the rows,
-    prints held-out R² and MAE, and writes the artifacts the three scripts use.
+    Without --target: the laptop-price model on DATA (default Data/laptop_data.csv), ridge
+    regression on log(Price) of the engineered laptop features.
+
+    With --target COLUMN: any CSV. Every column but COLUMN, an id column and --ignore'd ones
+    is a feature: a column whose non-empty values all parse as finite numbers is numeric
+    (standardised), any other is categorical (stripped text, one-hot; rare and unseen
+    categories share an 'infrequent' column); --numeric/--categorical override. A numeric
+    column's declared bounds, published in Model.json, are [0, B] if all its training values
+    are >= 0, else [-B, B], with B = 2^ceil(log2(max|value| + 1)) * 16 (ages up to 64 give
+    [0, 2048]); --bounds overrides. A customer's record outside them is refused before
+    encryption.
+
+    Both fit on 80% of the rows, print the held-out R² and MAE, and write the artifacts the
+    three scripts use (pass them --model DIR / --params DIR/Encrypted_ModelParameters).
     """
     from .. import artifacts, files
     from ..customer import read_records
     from ..errors import PpmlError
-    from ..model import train_laptop_model
+
+    if target is None:
+        extra = [name for name, given in (("--log-target", log_target), ("--categorical", categorical),
+                                          ("--numeric", numeric), ("--ignore", ignore), ("--bounds", bounds),
+                                          ("--min-frequency", min_frequency is not None)) if given]
+        if extra:
+            raise click.UsageError(f"{', '.join(extra)} need(s) --target COLUMN (a generic tabular model)")
+    elif out_dir is None:
+        raise click.UsageError("--target needs --out-dir DIR (the default . holds the laptop model's artifacts)")
+    out_dir = "." if out_dir is None else out_dir
 
     source = files.display_name(data)
     raw, _ = read_records(files.read_bytes(data), source)
     try:
-        trained = train_laptop_model(raw)
+        if target is None:
+            trained = _train_laptop(raw)
+        else:
+            from ..model import train_tabular_model
+            from ..tabular import parse_bounds
+
+            trained = train_tabular_model(raw, target, log_target=log_target, numeric=numeric,
+                                          categorical=categorical, ignore=ignore, bounds=parse_bounds(bounds),
+                                          min_frequency=min_frequency)
     except PpmlError as e:
         raise e.with_source(source)
     m = trained.metrics
+    for note in m.get("notes", ()):
+        say(quiet, f"Note: {source}: {note}")
     click.echo(f"rows: {m['rows_train']} train, {m['rows_test']} held out")
-    click.echo(f"held-out R² (log price): {m['r2_log']:.4f}")
-    click.echo(f"held-out MAE: {m['mae_price']:,.2f} (price), {m['mae_log']:.4f} (log price)")
+    if target is None:
+        click.echo(f"held-out R² (log price): {m['r2_log']:.4f}")
+        click.echo(f"held-out MAE: {m['mae_price']:,.2f} (price), {m['mae_log']:.4f} (log price)")
+    else:
+        click.echo(f"features: {len(m['numeric'])} numeric ({', '.join(m['numeric']) or '-'}), "
+                   f"{len(m['categorical'])} categorical ({', '.join(m['categorical']) or '-'}) "
+                   f"→ {m['features']} model features")
+        scale = f"log {target}" if m["transform"] == "log" else target
+        click.echo(f"held-out R² ({scale}): {m['r2']:.4f}")
+        mae = f"held-out MAE: {m['mae']:,.2f} ({target})"
+        if m["transform"] == "log":
+            mae += f", {m['mae_log']:.4f} (log {target})"
+        click.echo(mae)
+        click.echo(f"intercept: {m['intercept']:.6g}")
     click.echo(f"max |coefficient|: {m['max_abs_coefficient']:.4g}")
     c = m["codec"]
     click.echo(f"codec: Fx={c['feature_bits']} Fw={c['weight_bits']} slot={c['slot_bits']} bits")
+    if target is not None and m["bounds"]:
+        click.echo("bounds: " + ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in m["bounds"].items()))
     for path in artifacts.save_model(trained, out_dir):
         say(quiet, f"wrote {path}")
+
+
+def _train_laptop(raw):
+    from ..features import RAW_COLUMNS
+    from ..model import LAPTOP_TARGET, train_laptop_model
+
+    missing = [c for c in (*RAW_COLUMNS, LAPTOP_TARGET) if c not in raw.columns]
+    if missing:
+        raise click.UsageError(f"DATA lacks the laptop column(s) {', '.join(repr(c) for c in missing)}; "
+                               "pass --target COLUMN to train a model of any CSV")
+    return train_laptop_model(raw)
 
 
 @main.command("generate-data")

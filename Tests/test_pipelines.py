@@ -196,3 +196,29 @@ def test_model_option_on_score_and_decrypt(stage_dir):
     r = runner.invoke(decrypt_command, ["--model", str(other), *WEAK])
     assert r.exit_code == 4
     assert r.stderr.startswith("Error: Encrypted_Predicted_value/answer.json: answers from model sha256:")
+
+
+def test_generic_model_needs_records_and_prints_small_values_readably(stage_dir):
+    import numpy as np
+
+    from ppml.cli import main
+    from ppml.cli.decrypt import decrypt_command
+    from ppml.cli.encrypt import encrypt_command
+    from ppml.cli.score import score_command
+
+    rng = np.random.default_rng(3)
+    a, b = rng.random(60), rng.integers(0, 5, 60)
+    pd.DataFrame({"a": a, "b": b, "y": 0.01 * a + 0.002 * b + 0.003}).to_csv("small.csv", index=False)
+    runner = CliRunner()
+    r = runner.invoke(main, ["train", "small.csv", "--target", "y", "--out-dir", "m", "-q"], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(encrypt_command, ["--model", "m", "--key-size", "1024", *WEAK])
+    assert r.exit_code == 2
+    assert r.stderr.endswith("Error: RECORDS is required for this model (the sample laptop only fits the laptop "
+                             "model); give a CSV with the columns a, b\n")
+    pd.DataFrame({"a": [0.5], "b": [2]}).to_csv("one.csv", index=False)
+    assert runner.invoke(encrypt_command, ["one.csv", "--model", "m", "--key-size", "1024", *WEAK]).exit_code == 0
+    assert runner.invoke(score_command, ["--model", "m", *WEAK]).exit_code == 0
+    r = runner.invoke(decrypt_command, ["--model", "m", *WEAK])
+    value = float(r.stdout.split("= ")[1])
+    assert r.stdout.startswith("0: y = 0.0") and abs(value - 0.012) < 1e-3

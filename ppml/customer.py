@@ -30,6 +30,13 @@ CHUNK_BATCHES = 64
 LARGE_INPUT_BATCHES = 10_000
 
 
+def is_laptop_transform(col_tnf) -> bool:
+    """Whether the sample laptop fits this model (its features step is the laptop parser)."""
+    from .features import engineer_features
+
+    return col_tnf.features is engineer_features
+
+
 def sample_records():
     import pandas as pd
 

@@ -118,6 +118,17 @@ class CustomerTransform:
         return self.columns.transform(self.engineer(raw))
 
     @property
+    def input_columns(self) -> list:
+        """The raw columns a record must have (for messages and help)."""
+        if self.features is None:
+            return [c for b in self.columns.blocks for c in ([b.column] if isinstance(b, OneHotBlock) else b.columns)]
+        from .features import RAW_COLUMNS, engineer_features
+
+        if self.features is engineer_features:
+            return list(RAW_COLUMNS)
+        return list(self.features.columns)
+
+    @property
     def feature_names(self) -> list:
         return list(self.columns.names)
 

@@ -99,7 +99,7 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
     with timer.stage("decrypt"):
         if output is None:
             for pairs in rows():
-                click.echo("".join(f"{rid}: {doc.target} = {value:,.2f}\n" for rid, value in pairs), nl=False)
+                click.echo("".join(f"{rid}: {doc.target} = {_readable(value)}\n" for rid, value in pairs), nl=False)
         elif output == "-":
             sys.stdout.buffer.write(b"id,prediction\n")
             for pairs in rows():
@@ -113,6 +113,11 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
     progress.close()
     if output not in (None, "-"):
         say(quiet, f"Wrote {records} prediction(s) to {output}")
+
+
+def _readable(value: float) -> str:
+    """Prices and salaries as 62,996.92; small values with six significant digits, not 0.00."""
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.6g}"
 
 
 def _csv_rows(pairs) -> bytes:

@@ -42,7 +42,7 @@ def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, sch
     Without RECORDS, the bundled sample laptop is encrypted. A key pair is created in the
     key folder if there is none.
     """
-    from .. import artifacts
+    from .. import artifacts, customer
     from ..errors import KeyFileError
     from ..keystore import KeyStore
     from ..paillier.keys import DEFAULT_KEY_BITS
@@ -51,6 +51,9 @@ def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, sch
     with timer.stage("load model"):
         spec = artifacts.load_spec(model_dir)
         col_tnf = artifacts.load_pickle(Path(model_dir) / artifacts.COL_TNF)
+    if records is None and not customer.is_laptop_transform(col_tnf):
+        raise click.UsageError(f"RECORDS is required for this model (the sample laptop only fits the laptop "
+                               f"model); give a CSV with the columns {', '.join(col_tnf.input_columns)}")
     store = KeyStore(keys_dir)
     existing = store.load_public(allow_weak_key) if store.exists() else None
     if existing is not None and key_size is not None and key_size != existing.bits:

@@ -222,3 +222,22 @@ def test_generic_model_needs_records_and_prints_small_values_readably(stage_dir)
     r = runner.invoke(decrypt_command, ["--model", "m", *WEAK])
     value = float(r.stdout.split("= ")[1])
     assert r.stdout.startswith("0: y = 0.0") and abs(value - 0.012) < 1e-3
+
+
+def test_results_do_not_depend_on_the_number_of_workers(stage_dir, bundled_raw):
+    from ppml.cli.decrypt import decrypt_command
+    from ppml.cli.encrypt import encrypt_command
+    from ppml.cli.score import score_command
+
+    bundled_raw.iloc[:150].to_csv("r.csv", index=False)
+    runner = CliRunner()
+    outputs = {}
+    for n in ("1", "2", "3"):
+        for command, args in ((encrypt_command, ["r.csv", "-o", f"e{n}.json", "--model", str(ROOT), "--key-size", "1024"]),
+                              (score_command, [f"e{n}.json", "-o", f"a{n}.json", "--params", PARAMS]),
+                              (decrypt_command, [f"a{n}.json", "-o", f"p{n}.csv"])):
+            r = runner.invoke(command, [*args, "-j", n, *WEAK], catch_exceptions=False)
+            assert r.exit_code == 0, r.output
+        outputs[n] = open(f"p{n}.csv").read()
+    assert outputs["1"] == outputs["2"] == outputs["3"]
+    assert len(outputs["1"].splitlines()) == 151

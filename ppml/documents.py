@@ -15,7 +15,7 @@ from typing import Any, Sequence
 
 from .errors import DocumentError, KeyMismatchError, PpmlError
 from .paillier.codec import FixedPointCodec
-from .paillier.keys import PublicKey
+from .paillier.keys import HEX, PublicKey, shown
 
 VERSION = 1
 MODEL_FORMAT = "ppml.model"
@@ -32,18 +32,18 @@ def check_header(d: Any, fmt: str) -> dict:
         raise DocumentError(f"expected a JSON object of format {fmt!r}, got {type(d).__name__}")
     got = d.get("format")
     if got != fmt:
-        raise DocumentError(f"format is {got!r}, expected {fmt!r}")
+        raise DocumentError(f"format is {shown(got)}, expected {fmt!r}")
     if d.get("version") != VERSION or isinstance(d.get("version"), bool):
-        raise DocumentError(f"version {d.get('version')!r} of {fmt!r} is not supported (supported: {VERSION})")
+        raise DocumentError(f"version {shown(d.get('version'))} of {fmt!r} is not supported (supported: {VERSION})")
     return d
 
 
 def _get(d: dict, name: str, kind, what: str):
     if name not in d:
-        raise DocumentError(f"field {name!r} is missing")
+        raise DocumentError(f"field {shown(name)} is missing")
     v = d[name]
     if not isinstance(v, kind) or isinstance(v, bool):
-        raise DocumentError(f"field {name!r} must be {what}")
+        raise DocumentError(f"field {shown(name)} must be {what}")
     return v
 
 
@@ -64,11 +64,20 @@ def _names(d: dict, name: str = "features") -> list[str]:
 def _floats(d: dict, name: str, length: int) -> list[float]:
     v = _get(d, name, list, "a list of numbers")
     if len(v) != length:
-        raise DocumentError(f"field {name!r} has {len(v)} values, expected {length}")
-    for x in v:
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-            raise DocumentError(f"field {name!r} must hold finite numbers only")
+        raise DocumentError(f"field {shown(name)} has {len(v)} values, expected {length}")
+    if not all(_finite(x) for x in v):
+        raise DocumentError(f"field {shown(name)} must hold finite numbers only")
     return [float(x) for x in v]
+
+
+def _finite(x) -> bool:
+    """A JSON number that is a finite float (an integer too large for a float is not)."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:
+        return False
 
 
 def _fingerprint_field(d: dict, name: str) -> str:
@@ -82,9 +91,26 @@ def _ids(batch: dict, limit: int) -> list:
     ids = _get(batch, "ids", list, "a list of record ids")
     if not 1 <= len(ids) <= limit:
         raise DocumentError(f"a batch holds {len(ids)} records, expected 1 to {limit}")
-    if not all(isinstance(i, (str, int)) and not isinstance(i, bool) for i in ids):
+    if not all(isinstance(i, int) and not isinstance(i, bool) or isinstance(i, str) and _unicode(i) for i in ids):
         raise DocumentError("record ids must be strings or integers")
     return ids
+
+
+def _unicode(text: str) -> bool:
+    """Text that can be written out again (JSON may hold lone surrogates, UTF-8 cannot)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _target(d: dict) -> dict:
+    target = _get(d, "target", dict, "an object with name and transform")
+    name = target.get("name")
+    if not isinstance(name, str) or not _unicode(name) or target.get("transform") not in TRANSFORMS:
+        raise DocumentError(f"target must have a name and a transform in {TRANSFORMS}")
+    return target
 
 
 def parse_ciphertext(value: Any, key: PublicKey, where: str):
@@ -92,10 +118,9 @@ def parse_ciphertext(value: Any, key: PublicKey, where: str):
     limit = (2 * key.bits + 3) // 4  # n² < 2^(2·bits)
     if not isinstance(value, str) or not value or len(value) > limit:
         raise DocumentError(f"{where} must be a hexadecimal string of at most {limit} digits")
-    try:
-        c = int(value, 16)
-    except ValueError:
-        raise DocumentError(f"{where} is not hexadecimal") from None
+    if not HEX.fullmatch(value):
+        raise DocumentError(f"{where} is not hexadecimal")
+    c = int(value, 16)
     try:
         return key.check_ciphertext(c, where)
     except KeyMismatchError as e:
@@ -147,16 +172,14 @@ class ModelSpec:
         lower, upper = _floats(d, "lower", len(names)), _floats(d, "upper", len(names))
         if any(lo > hi for lo, hi in zip(lower, upper)):
             raise DocumentError("every lower bound must be at most its upper bound")
-        target = _get(d, "target", dict, "an object with name and transform")
-        if not isinstance(target.get("name"), str) or target.get("transform") not in TRANSFORMS:
-            raise DocumentError(f"target must have a name and a transform in {TRANSFORMS}")
+        target = _target(d)
         inputs = _get(d, "inputs", dict, "an object of [lower, upper] bounds")
         for k, v in inputs.items():
             _floats({k: v}, k, 2)
         tol = d.get("tolerance", 0.0)
         spec = cls(names, lower, upper, FixedPointCodec.from_dict(d.get("codec")), target["name"],
                    target["transform"], {k: [float(a) for a in v] for k, v in inputs.items()},
-                   float(tol) if isinstance(tol, (int, float)) and not isinstance(tol, bool) else 0.0,
+                   float(tol) if _finite(tol) else 0.0,
                    d.get("library") if isinstance(d.get("library"), dict) else {})
         if d.get("fingerprint") != spec.fingerprint:
             raise DocumentError("fingerprint does not match the content (the model file was altered)")
@@ -201,9 +224,13 @@ class ModelParameters:
 
     def check_slot_width(self) -> None:
         """Prove that no record inside the declared bounds can overflow a slot with these weights."""
-        codec, (W, B) = self.spec.codec, self.integer_weights()
-        bound = abs(B) + sum(max(abs(w * codec.encode_bound(lo)), abs(w * codec.encode_bound(hi)))
-                             for w, lo, hi in zip(W, self.spec.lower, self.spec.upper))
+        codec = self.spec.codec
+        try:
+            W, B = self.integer_weights()
+            bound = abs(B) + sum(max(abs(w * codec.encode_bound(lo)), abs(w * codec.encode_bound(hi)))
+                                 for w, lo, hi in zip(W, self.spec.lower, self.spec.upper))
+        except OverflowError:  # e.g. a weight of 1e300 scaled by 2^Fw is beyond any float
+            raise DocumentError("the weights or bounds are too large for the codec's fixed-point scale") from None
         if bound >= codec.offset:
             raise DocumentError(f"slot width {codec.slot_bits} bits is too small for these weights "
                                 f"and bounds (needs {bound.bit_length() + 1})")
@@ -344,9 +371,7 @@ class EncryptedPredictions:
         slots = _count(d, "slots", 1)
         if slots > codec.slots_for(key.bits):
             raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")
-        target = _get(d, "target", dict, "an object with name and transform")
-        if not isinstance(target.get("name"), str) or target.get("transform") not in TRANSFORMS:
-            raise DocumentError(f"target must have a name and a transform in {TRANSFORMS}")
+        target = _target(d)
         return cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, target["name"],
                    target["transform"], [])
 

@@ -9,6 +9,7 @@ import contextlib
 import fcntl
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +23,19 @@ def display_name(path) -> str:
     return "<stdin>" if str(path) == STDIO else str(path)
 
 
+def ensure_folder(path, mode: int = 0o777) -> None:
+    """Create the folder of output ``path`` if needed, with an error that says which part of
+    the path is in the way."""
+    folder = Path(path).parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=mode)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (folder, *folder.parents) if p.exists() and not p.is_dir()), folder)
+        raise OutputError(f"cannot write here: {blocker} is a file, not a folder", str(path)) from None
+    except OSError as e:
+        raise OutputError(f"cannot create folder: {e.strerror}", str(folder)) from None
+
+
 class AtomicFile:
     """A file that appears at ``path`` complete or not at all: bytes go to a temporary file in
     the same folder (created with ``mode`` before any byte lands, so a private key is never
@@ -32,10 +46,9 @@ class AtomicFile:
         self.path = Path(path)
         self.overwrite = overwrite
         folder = self.path.parent
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise OutputError(f"cannot create folder: {e.strerror}", str(folder)) from None
+        ensure_folder(self.path)
+        if self.path.is_dir():
+            raise OutputError("is a folder; give a file name for the output", str(self.path))
         if not overwrite and self.path.exists():
             raise OutputError("already exists; refusing to overwrite it (use --force)", str(self.path))
         try:
@@ -46,7 +59,11 @@ class AtomicFile:
         self.file = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
-        self.file.write(data)
+        try:
+            self.file.write(data)
+        except OSError as e:  # e.g. the disk is full: drop the partial file, keep the old one
+            self.abort()
+            raise OutputError(f"cannot write: {e.strerror}", str(self.path)) from None
 
     def commit(self) -> None:
         try:
@@ -61,6 +78,12 @@ class AtomicFile:
         except FileExistsError:
             self.abort()
             raise OutputError("already exists; refusing to overwrite it (use --force)", str(self.path)) from None
+        except IsADirectoryError:  # a folder appeared at the path while we wrote
+            self.abort()
+            raise OutputError("is a folder; give a file name for the output", str(self.path)) from None
+        except OSError as e:  # full disk at flush/fsync, a vanished folder …: the old file stays
+            self.abort()
+            raise OutputError(f"cannot write: {e.strerror}", str(self.path)) from None
         except BaseException:
             self.abort()
             raise
@@ -131,37 +154,118 @@ def read_json(path):
     data = read_bytes(path)
     if not data.strip():
         raise DocumentError("is empty, expected a JSON document", display_name(path))
+    return parse_json(data, display_name(path))
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name: str):
+    raise _NotJson(f"{name} is not a JSON number")
+
+
+def parse_json(data: bytes, name: str, lineno: int | None = None):
+    """Strict JSON (no ``NaN``/``Infinity``, which our writers never produce) with one-line
+    errors naming ``name`` and, for a JSON Lines stream, the line."""
+    where = f"line {lineno}: " if lineno else ""
     try:
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), parse_constant=_refuse_constant)
     except UnicodeDecodeError:
-        raise DocumentError("is not UTF-8 text", display_name(path)) from None
+        raise DocumentError(f"{where}not UTF-8 text" if lineno else "is not UTF-8 text", name) from None
     except json.JSONDecodeError as e:
-        raise DocumentError(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}",
-                            display_name(path)) from None
+        at = f"line {lineno} column {e.colno}" if lineno else f"line {e.lineno} column {e.colno}"
+        raise DocumentError(f"invalid JSON at {at}: {e.msg}", name) from None
+    except _NotJson as e:
+        raise DocumentError(f"{where}invalid JSON: {e}", name) from None
+    except ValueError:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise DocumentError(f"{where}invalid JSON: a number has too many digits", name) from None
     except RecursionError:
-        raise DocumentError("JSON nested too deeply", display_name(path)) from None
+        raise DocumentError(f"{where}JSON nested too deeply", name) from None
+
+
+#: Folders this process holds locked ((st_dev, st_ino) → depth): locking one again, e.g. a key
+#: folder that is also the output folder, must not wait for ourselves.
+_HELD: dict = {}
 
 
 @contextlib.contextmanager
-def output_lock(path, wait: bool = True):
+def output_lock(path, wait: bool = True, folder_mode: int = 0o777):
     """Hold an exclusive ``fcntl`` lock on the folder of ``path`` while a stage writes into it,
     so two cron runs never write the same outputs at once; the second waits (or, with
     ``wait=False``, fails clearly). Locking the folder leaves no lock files behind. Nothing is
-    locked for stdout."""
+    locked for stdout. Under the lock, temporary files a killed run left for ``path`` are
+    removed (every writer of ``path`` holds this lock, so they cannot be in use)."""
     if str(path) == STDIO:
         yield
         return
     folder = Path(path).parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError as e:
-        raise OutputError(f"cannot open output folder: {e.strerror}", str(folder)) from None
-    try:
+    held = _folder_key(folder)
+    if held in _HELD:
+        _HELD[held] += 1
+        try:
+            remove_stale_temps(path)
+            yield
+        finally:
+            _HELD[held] -= 1
+        return
+    while True:
+        created = [f for f in (folder, *folder.parents) if not f.exists()]
+        ensure_folder(path, folder_mode)
+        try:
+            fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:  # removed by a run that just failed: create it again
+            continue
+        except OSError as e:
+            raise OutputError(f"cannot open output folder: {e.strerror}", str(folder)) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
+            os.close(fd)
             raise OutputError("another run is writing into this folder (lock held)", str(folder)) from None
+        # While we waited, the run before may have removed the folder (see below): lock the one
+        # that is at the path now, or two runs could write into it at once.
+        try:
+            if os.path.samestat(os.fstat(fd), os.stat(folder)):
+                break
+        except OSError:
+            pass
+        os.close(fd)
+    held = _folder_key(folder)
+    _HELD[held] = 1
+    try:
+        remove_stale_temps(path)
         yield
     finally:
+        del _HELD[held]
+        # A failed run leaves nothing behind, not even the folders it created for its output
+        # (rmdir only removes them while they are empty).
+        for f in created:
+            try:
+                os.rmdir(f)
+            except OSError:
+                break
         os.close(fd)
+
+
+def _folder_key(folder: Path):
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def remove_stale_temps(path) -> None:
+    """Remove the temporary files :class:`AtomicFile` makes for ``path`` (``.NAME.XXXXXXXX.tmp``);
+    call only while no other writer of ``path`` can be running."""
+    path = Path(path)
+    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        if pattern.fullmatch(name):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)

@@ -11,8 +11,8 @@ import stat
 from pathlib import Path
 
 from . import files
-from .errors import KeyFileError, PpmlError
-from .paillier.keys import PrivateKey, PublicKey, generate_keypair
+from .errors import KeyFileError, OutputError, PpmlError
+from .paillier.keys import PrivateKey, PublicKey, check_key_size, generate_keypair
 
 PUBLIC_NAME = "public_key.json"
 PRIVATE_NAME = "private_key.json"
@@ -28,18 +28,40 @@ class KeyStore:
         return self.public_path.exists() or self.private_path.exists()
 
     def create(self, bits: int, force: bool = False, allow_weak: bool = False) -> tuple[PublicKey, PrivateKey]:
-        """Generate and store a fresh pair; refuses to replace an existing one without ``force``."""
+        """Generate and store a fresh pair; refuses to replace an existing one without ``force``.
+
+        Crash-safe order: a run killed at any point leaves the old pair, a private key alone
+        (whose public key :meth:`load_public` rebuilds), or the new pair — never a public key
+        without its private half, nor the halves of two different pairs. The folder is locked
+        meanwhile, so two runs never both create a pair there.
+        """
+        with self._lock():
+            return self._create(bits, force, allow_weak)
+
+    def _lock(self):
+        return files.output_lock(self.private_path, folder_mode=0o700)
+
+    def _create(self, bits: int, force: bool, allow_weak: bool) -> tuple[PublicKey, PrivateKey]:
         if self.exists() and not force:
             raise KeyFileError("a key pair already exists here; refusing to overwrite it (use --force)",
                                str(self.folder))
         public, private = generate_keypair(bits, allow_weak=allow_weak)
-        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-        # Private first: a crash in between leaves no public key that has lost its private half.
+        files.remove_stale_temps(self.public_path)
+        try:
+            os.unlink(self.public_path)  # (force) the old public key goes first
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            raise KeyFileError(f"cannot replace: {e.strerror}", str(self.public_path)) from None
         files.atomic_write_bytes(self.private_path, files.dump_json(private.to_dict()).encode(), mode=0o600)
         files.atomic_write_bytes(self.public_path, files.dump_json(public.to_dict()).encode(), mode=0o644)
         return public, private
 
     def load_public(self, allow_weak: bool = False) -> PublicKey:
+        """The public key; if only the private key is there, the public key is rebuilt from it
+        and written (see :meth:`_restore_public`)."""
+        if not self.public_path.exists() and self.private_path.exists():
+            return self._restore_public(allow_weak)
         return load_public_key(self.public_path, allow_weak)
 
     def load_private(self, allow_weak: bool = False) -> PrivateKey:
@@ -53,11 +75,30 @@ class KeyStore:
 
     def load_or_create(self, bits: int, allow_weak: bool = False) -> tuple[PublicKey, PrivateKey, bool]:
         """The stored pair, or a new one if the folder holds none; the flag says which."""
-        if self.exists():
-            private = self.load_private(allow_weak)
-            return private.public, private, False
-        public, private = self.create(bits, allow_weak=allow_weak)
+        with self._lock():  # two first runs at once: one creates the pair, the other then loads it
+            if self.exists():
+                private = self.load_private(allow_weak)
+                return private.public, private, False
+            public, private = self._create(bits, False, allow_weak)
         return public, private, True
+
+    def _restore_public(self, allow_weak: bool) -> PublicKey:
+        """A private key whose public half is missing (a run killed between writing the two
+        files, or a deleted file): rebuild the public key from it instead of refusing to run."""
+        check_private_mode(self.private_path)
+        try:
+            private = PrivateKey.restore(_read(self.private_path))
+            check_key_size(private.public.bits, allow_weak)
+        except PpmlError as e:
+            raise e.with_source(str(self.private_path))
+        try:
+            files.atomic_write_bytes(self.public_path, files.dump_json(private.public.to_dict()).encode(),
+                                     mode=0o644, overwrite=False)
+        except OutputError:
+            if not self.public_path.exists():
+                raise
+            return load_public_key(self.public_path, allow_weak)  # another run restored it first
+        return private.public
 
 
 def load_public_key(path, allow_weak: bool = False) -> PublicKey:
@@ -72,8 +113,8 @@ def check_private_mode(path) -> None:
     try:
         st = os.stat(path)
     except FileNotFoundError:
-        raise KeyFileError("private key not found (run CustomerEncrypts.py first to create keys)",
-                           str(path)) from None
+        raise KeyFileError("private key not found beside its public key (restore it from a backup, or "
+                           "create a new pair with `python -m ppml keygen --force`)", str(path)) from None
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         raise KeyFileError(f"permissions {stat.S_IMODE(st.st_mode):04o} are too open: the private key "
                            f"must be readable by its owner only (chmod 600 {path})", str(path))

@@ -100,8 +100,14 @@ class DocumentReader:
         self.name = files.display_name(path)
         self.declared_records = None
         self._stream = self._open()
+        skipped, self._lineno = b"", 1
         first = self._stream.readline()
+        while first and not first.strip():  # blank lines before the document
+            skipped += first
+            self._lineno += 1
+            first = self._stream.readline()
         if not first.strip():
+            self._close()
             raise DocumentError("is empty, expected a JSON document", self.name)
         head = _try_json(first)
         if isinstance(head, dict) and head.get("layout") == JSONL and "batches" not in head:
@@ -110,13 +116,15 @@ class DocumentReader:
             self._whole = None
         else:
             self.jsonl = False
-            rest = first + self._stream.read()
+            try:
+                rest = skipped + first + self._stream.read()
+            finally:
+                self._close()
             self._whole = _parse(rest, self.name)
             if not isinstance(self._whole, dict):
                 self.header = self._whole
             else:
                 self.header = {k: v for k, v in self._whole.items() if k != "batches"}
-            self._stream.close()
 
     def _open(self):
         if str(self.path) == files.STDIO:
@@ -130,6 +138,10 @@ class DocumentReader:
         except OSError as e:
             raise DocumentError(f"cannot read: {e.strerror}", self.name) from None
 
+    def _close(self) -> None:
+        if self._stream is not sys.stdin.buffer:
+            self._stream.close()
+
     def batches(self) -> Iterator:
         if not self.jsonl:
             raw = self._whole.get("batches") if isinstance(self._whole, dict) else None
@@ -138,7 +150,7 @@ class DocumentReader:
             self.declared_records = self._whole.get("records")
             yield from raw
             return
-        lineno = 1
+        lineno = self._lineno
         try:
             for line in self._stream:
                 lineno += 1
@@ -147,31 +159,22 @@ class DocumentReader:
                 item = _parse(line, self.name, lineno)
                 if isinstance(item, dict) and item.get("end") is True:
                     self.declared_records = item.get("records")
-                    if self._stream.read(1).strip():
-                        raise DocumentError(f"data after the end line (line {lineno})", self.name)
+                    while chunk := self._stream.read(1 << 16):
+                        if chunk.strip():
+                            raise DocumentError(f"data after the end line (line {lineno})", self.name)
                     return
                 yield item
         finally:
-            if self._stream is not sys.stdin.buffer:
-                self._stream.close()
+            self._close()
         raise DocumentError("the stream ended before its end line (truncated document)", self.name)
 
 
 def _try_json(line: bytes):
     try:
-        return json.loads(line.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+        return files.parse_json(line, "")
+    except DocumentError:
         return None
 
 
 def _parse(data: bytes, name: str, lineno: int | None = None):
-    where = f"line {lineno}: " if lineno else ""
-    try:
-        return json.loads(data.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise DocumentError(f"{where}not UTF-8 text", name) from None
-    except json.JSONDecodeError as e:
-        at = f"line {lineno} column {e.colno}" if lineno else f"line {e.lineno} column {e.colno}"
-        raise DocumentError(f"invalid JSON at {at}: {e.msg}", name) from None
-    except RecursionError:
-        raise DocumentError(f"{where}JSON nested too deeply", name) from None
+    return files.parse_json(data, name, lineno)

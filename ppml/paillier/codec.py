@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import DocumentError, EncodingRangeError
+from .keys import shown
 
 #: Default worst-case bound on |decoded − float model output| (1.2e-10): 8.6× inside the 1e-9
 #: the product promises, while keeping slots narrow (every bit of Fx or Fw widens each slot,
@@ -39,7 +40,7 @@ class FixedPointCodec:
         for name in ("feature_bits", "weight_bits", "slot_bits"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 4096:
-                raise DocumentError(f"codec {name} must be an integer in [0, 4096], got {v!r}")
+                raise DocumentError(f"codec {name} must be an integer in [0, 4096], got {shown(v)}")
         if self.slot_bits < 2:
             raise DocumentError(f"codec slot_bits must be at least 2, got {self.slot_bits}")
 
@@ -76,7 +77,12 @@ class FixedPointCodec:
                 f"record {rid}: feature {names[c]!r} = {float(x[r, c])!r} is outside the model's declared "
                 f"range [{float(lower[c])!r}, {float(upper[c])!r}]"
             )
-        scaled = np.rint(np.ldexp(x, self.feature_bits))
+        with np.errstate(over="ignore"):
+            scaled = np.rint(np.ldexp(x, self.feature_bits))
+        if not np.isfinite(scaled).all():  # bounds so wide that 2^Fx·x is beyond any float
+            r, c = map(int, np.argwhere(~np.isfinite(scaled))[0])
+            raise EncodingRangeError(f"record {ids[r] if ids is not None else r}: feature {names[c]!r} = "
+                                     f"{float(x[r, c])!r} is too large for the codec's fixed-point scale")
         if np.abs(scaled).max(initial=0.0) < 2.0 ** 62:
             return scaled.astype(np.int64).tolist()
         return [[int(v) for v in row] for row in scaled]
@@ -114,7 +120,11 @@ class FixedPointCodec:
 
     def decode(self, s: int) -> float:
         """A signed slot sum back to the model's output, correctly rounded to float."""
-        return float(_fraction_to_float(int(s), self.feature_bits + self.weight_bits))
+        try:
+            return float(_fraction_to_float(int(s), self.feature_bits + self.weight_bits))
+        except OverflowError:  # only a wrong codec or a garbage ciphertext gets here
+            raise EncodingRangeError("decrypted value is beyond the range of a float "
+                                     "(wrong key, model or codec)") from None
 
     def to_dict(self) -> dict:
         return {"feature_bits": self.feature_bits, "weight_bits": self.weight_bits,

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
+import reprlib
 import secrets
 from dataclasses import dataclass, field
 
@@ -29,6 +31,18 @@ DEFAULT_KEY_BITS = 3072
 PUBLIC_FORMAT = "ppml.paillier-public-key"
 PRIVATE_FORMAT = "ppml.paillier-private-key"
 KEY_VERSION = 1
+#: What a hexadecimal field holds (``int(…, 16)`` alone would also take "0x…", "_", spaces, signs).
+HEX = re.compile(r"[0-9a-fA-F]+")
+
+_SHOW = reprlib.Repr()
+_SHOW.maxstring = _SHOW.maxother = 80
+_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict = 2, 4, 4
+
+
+def shown(value) -> str:
+    """``repr`` of a value read from a file, for an error message: bounded in length, and safe
+    on values nested too deeply for ``repr`` itself."""
+    return _SHOW.repr(value)
 
 
 def fingerprint_of(n: int) -> str:
@@ -105,7 +119,7 @@ class PublicKey:
         h_s = _hex_field(d, "h_s")
         bits = d.get("bits")
         if not isinstance(bits, int) or isinstance(bits, bool) or bits != n.bit_length():
-            raise KeyFileError(f"declared size {bits!r} does not match n ({n.bit_length()} bits)")
+            raise KeyFileError(f"declared size {shown(bits)} does not match n ({n.bit_length()} bits)")
         check_key_size(bits, allow_weak)
         if n % 2 == 0 or gmpy2.is_prime(n):
             raise KeyFileError("n is not an RSA modulus (it is even or prime)")
@@ -163,9 +177,34 @@ class PrivateKey:
         _check_header(d, PRIVATE_FORMAT)
         if d.get("fingerprint") != public.fingerprint:
             raise KeyMismatchError(
-                f"private key {d.get('fingerprint')!r} does not belong to public key {public.fingerprint}"
+                f"private key {shown(d.get('fingerprint'))} does not belong to public key {public.fingerprint}"
             )
-        return cls(public, _hex_field(d, "p"), _hex_field(d, "q"))
+        return cls(public, *_prime_factors(d, public))
+
+    @classmethod
+    def restore(cls, d: dict) -> "PrivateKey":
+        """The key pair from the private-key file alone, with a fresh DJN generator: for a key
+        folder whose public key was lost (e.g. a run killed between writing the two files). Any
+        generator works: ciphertexts made under the old one decrypt the same."""
+        _check_header(d, PRIVATE_FORMAT)
+        p, q = _primes(_hex_field(d, "p"), _hex_field(d, "q"))
+        if fingerprint_of(p * q) != d.get("fingerprint"):
+            raise KeyFileError("fingerprint does not match p·q (the key file was altered)")
+        return cls(PublicKey(p * q, djn_generator(p, q)), p, q)
+
+
+def _prime_factors(d: dict, public: PublicKey) -> tuple[gmpy2.mpz, gmpy2.mpz]:
+    p, q = _hex_field(d, "p"), _hex_field(d, "q")
+    if p * q != public.n:
+        raise KeyMismatchError("p·q ≠ n: the private key does not belong to this public key")
+    return _primes(p, q)
+
+
+def _primes(p: gmpy2.mpz, q: gmpy2.mpz) -> tuple[gmpy2.mpz, gmpy2.mpz]:
+    # Composite factors with p·q = n would decrypt to garbage without any error.
+    if p == q or not (gmpy2.is_prime(p) and gmpy2.is_prime(q)):
+        raise KeyFileError("p and q are not two distinct primes: not a Paillier private key")
+    return p, q
 
 
 def _l(u, d):
@@ -176,19 +215,18 @@ def _check_header(d, fmt: str) -> None:
     if not isinstance(d, dict):
         raise KeyFileError(f"expected a JSON object of format {fmt!r}")
     if d.get("format") != fmt:
-        raise KeyFileError(f"format is {d.get('format')!r}, expected {fmt!r}")
+        raise KeyFileError(f"format is {shown(d.get('format'))}, expected {fmt!r}")
     if d.get("version") != KEY_VERSION:
-        raise KeyFileError(f"version {d.get('version')!r} is not supported (supported: {KEY_VERSION})")
+        raise KeyFileError(f"version {shown(d.get('version'))} is not supported (supported: {KEY_VERSION})")
 
 
 def _hex_field(d: dict, name: str) -> gmpy2.mpz:
     v = d.get(name)
     if not isinstance(v, str) or not v or len(v) > 8192:
         raise KeyFileError(f"field {name!r} must be a hexadecimal string")
-    try:
-        value = gmpy2.mpz(int(v, 16))
-    except ValueError:
-        raise KeyFileError(f"field {name!r} is not hexadecimal") from None
+    if not HEX.fullmatch(v):
+        raise KeyFileError(f"field {name!r} is not hexadecimal")
+    value = gmpy2.mpz(int(v, 16))
     if value <= 1:
         raise KeyFileError(f"field {name!r} must be greater than 1")
     return value
@@ -214,6 +252,13 @@ def generate_keypair(bits: int = DEFAULT_KEY_BITS, allow_weak: bool = False) -> 
         n = p * q
         if p != q and n.bit_length() == bits and math.gcd(int(n), int((p - 1) * (q - 1))) == 1:
             break
+    public = PublicKey(n, djn_generator(p, q))
+    return public, PrivateKey(public, p, q)
+
+
+def djn_generator(p, q) -> gmpy2.mpz:
+    """``h_s = h^n mod n²`` for ``h = −x² mod n`` with a random unit ``x`` (DJN)."""
+    n = p * q
     while True:
         x = gmpy2.mpz(secrets.randbelow(int(n) - 2) + 2)
         if gmpy2.gcd(x, n) == 1:
@@ -222,6 +267,4 @@ def generate_keypair(bits: int = DEFAULT_KEY_BITS, allow_weak: bool = False) -> 
     # h^n mod n² via CRT over p², q² (half-size moduli, about 3× faster than direct).
     p_sq, q_sq = p * p, q * q
     hp, hq = gmpy2.powmod(h, n, p_sq), gmpy2.powmod(h, n, q_sq)
-    h_s = hp + ((hq - hp) * gmpy2.invert(p_sq, q_sq) % q_sq) * p_sq
-    public = PublicKey(n, h_s)
-    return public, PrivateKey(public, p, q)
+    return hp + ((hq - hp) * gmpy2.invert(p_sq, q_sq) % q_sq) * p_sq

@@ -124,14 +124,26 @@ def save_model(trained, out_dir=".") -> list[Path]:
     """Write the five artifacts atomically; returns their paths."""
     out = Path(out_dir)
     params = trained.parameters
-    written = []
-    for path, data in (
+    contents = (
         (out / COL_TNF, dump_pickle(trained.column_transformer)),
         (out / PIPELINE, dump_pickle(trained.pipeline)),
         (out / PARAMS_DIR / MODEL_JSON, files.dump_json(params.spec.to_dict()).encode()),
         (out / PARAMS_DIR / COEFFICIENTS_JSON, files.dump_json(params.coefficients_dict()).encode()),
         (out / PARAMS_DIR / INTERCEPT_JSON, files.dump_json(params.intercept_dict()).encode()),
-    ):
-        files.atomic_write_bytes(path, data)
-        written.append(path)
+    )
+    # Every destination is prepared (and every byte written to its temporary file) before any
+    # is put in place, so a folder that cannot be written fails the run without leaving half a
+    # model — mismatched pickles beside old parameters — behind.
+    pending = []
+    try:
+        for path, data in contents:
+            pending.append(files.AtomicFile(path))
+            pending[-1].write(data)
+        for f in pending:
+            f.commit()
+    except BaseException:
+        for f in pending:
+            f.abort()
+        raise
+    written = [path for path, _ in contents]
     return written

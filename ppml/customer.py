@@ -72,20 +72,16 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
             except OSError as e:
                 raise InputError(f"cannot read: {e.strerror}", source) from None
     try:
-        reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8",
-                             chunksize=chunk_records)
+        # pandas raises at open when reading whole, at each chunk otherwise.
+        with _CsvErrors(source):
+            reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8",
+                                 chunksize=chunk_records)
         frames = reader if chunk_records else iter([reader])
         seen_ids, offset = set(), 0
         while True:
-            try:
-                frame = next(frames)
-            except StopIteration:
-                break
-            except UnicodeDecodeError:
-                raise InputError("is not UTF-8 text", source) from None
-            except (pd.errors.ParserError, ValueError) as e:
-                raise InputError(f"is not a readable CSV: {str(e).strip().splitlines()[0]}", source) from None
-            if frame.empty:
+            with _CsvErrors(source):
+                frame = next(frames, None)
+            if frame is None or frame.empty:
                 break
             if "id" in frame.columns:
                 ids = [_id_value(v) for v in frame["id"]]
@@ -99,17 +95,48 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
             yield frame, ids
         if offset == 0:
             raise InputError("has a header but no records", source)
-    except pd.errors.EmptyDataError:
-        raise InputError("is empty, expected a CSV with a header row", source) from None
-    except UnicodeDecodeError:
-        raise InputError("is not UTF-8 text", source) from None
     finally:
         if stream is not path_or_buffer:
             stream.close()
 
 
+class _CsvErrors:
+    """pandas' reading errors → one-line InputErrors naming the file."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        import pandas as pd
+
+        if exc_type is None:
+            return False
+        if issubclass(exc_type, pd.errors.EmptyDataError):
+            raise InputError("is empty, expected a CSV with a header row", self.source) from None
+        if issubclass(exc_type, UnicodeDecodeError):
+            raise InputError("is not UTF-8 text", self.source) from None
+        if issubclass(exc_type, (pd.errors.ParserError, ValueError)):
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(f"is not a readable CSV: {detail}", self.source) from None
+        return False
+
+
 def _id_value(v: str):
-    return int(v) if v.isdigit() and (v == "0" or not v.startswith("0")) else v
+    """``"17"`` → 17 (so CSV ids round-trip as numbers); anything else — leading zeros,
+    non-ASCII digits, more digits than an int64 — stays text."""
+    if v.isascii() and v.isdigit() and len(v) <= 18 and (v == "0" or not v.startswith("0")):
+        return int(v)
+    return v
+
+
+def check_transform(col_tnf, spec: ModelSpec) -> None:
+    """The customer's transformer and the model description come from the same training."""
+    if col_tnf.feature_names != spec.features:
+        raise KeyMismatchError("the column transformer does not match the model description "
+                               "(col_tnf.pkl and Encrypted_ModelParameters/Model.json are from different trainings)")
 
 
 def prepare_features(col_tnf, spec: ModelSpec, raw, ids: Sequence):
@@ -127,9 +154,7 @@ def prepare_features(col_tnf, spec: ModelSpec, raw, ids: Sequence):
             r = int(np.argmax(bad))
             raise EncodingRangeError(f"record {ids[r]}: {column} = {float(values[r]):g} is outside the range "
                                      f"the model accepts [{lo:g}, {hi:g}]")
-    if col_tnf.feature_names != spec.features:
-        raise KeyMismatchError("the column transformer does not match the model description "
-                               "(col_tnf.pkl and Encrypted_ModelParameters/Model.json are from different trainings)")
+    check_transform(col_tnf, spec)
     return col_tnf.columns.transform(engineered)
 
 

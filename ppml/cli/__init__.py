@@ -123,10 +123,10 @@ def train(data, target, log_target, categorical, numeric, ignore, bounds, min_fr
 
 def _train_laptop(raw):
     from ..features import RAW_COLUMNS
-    from ..model import LAPTOP_TARGET, train_laptop_model
+    from ..model import train_laptop_model
 
-    missing = [c for c in (*RAW_COLUMNS, LAPTOP_TARGET) if c not in raw.columns]
-    if missing:
+    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing:  # not laptop data at all: say how to train on it (a missing Price is bad data)
         raise click.UsageError(f"DATA lacks the laptop column(s) {', '.join(repr(c) for c in missing)}; "
                                "pass --target COLUMN to train a model of any CSV")
     return train_laptop_model(raw)

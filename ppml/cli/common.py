@@ -159,6 +159,28 @@ class StageTimer:
             click.echo(f"timing: {parts} · total {self._clock() - self._t0:.2f} s", err=True)
 
 
+def refuse_overwriting(output, inputs=(), keys=None) -> None:
+    """An output must never replace an input of the same run, nor a key file: inputs are never
+    modified, and a key pair is only ever replaced by ``keygen --force``."""
+    import os
+
+    from ..errors import OutputError
+
+    if output is None or str(output) == "-" or not os.path.exists(output):
+        return
+    protected = [(p, "is also the input; choose another output") for p in inputs if p and str(p) != "-"]
+    if keys is not None:
+        protected += [(keys.private_path, "is the private key; refusing to overwrite it (choose another output)"),
+                      (keys.public_path, "is the public key; refusing to overwrite it (choose another output)")]
+    for path, message in protected:
+        try:
+            same = os.path.samefile(output, path)
+        except OSError:
+            continue
+        if same:
+            raise OutputError(message, str(output))
+
+
 def is_folder(path) -> bool:
     import os
 
@@ -182,6 +204,10 @@ def run_folder(inputs, out_dir, out_name, process, quiet: bool, what: str) -> No
     with output_lock(out_dir / ".lock-anchor"):
         for source in sorted(inputs):
             target = out_dir / out_name(source)
+            if target.exists() and os.path.samefile(target, source):
+                failed += 1
+                click.echo(f"Error: {target}: is also the input; choose another output folder", err=True)
+                continue
             if target.exists() and os.stat(target).st_mtime >= os.stat(source).st_mtime:
                 skipped += 1
                 continue

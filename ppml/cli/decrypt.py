@@ -2,14 +2,13 @@
 folder of answers → a folder of CSVs)."""
 from __future__ import annotations
 
-import functools
 import sys
 from pathlib import Path
 
 import click
 
-from .common import (Progress, StageTimer, folder_inputs, is_folder, keys_option, quiet_option, reports_errors,
-                     run_folder, say, verbose_option, weak_key_option, with_source, workers_option)
+from .common import (Progress, StageTimer, folder_inputs, is_folder, keys_option, quiet_option, refuse_overwriting,
+                     reports_errors, run_folder, say, verbose_option, weak_key_option, with_source, workers_option)
 
 DEFAULT_INPUT = "Encrypted_Predicted_value/answer.json"
 DEFAULT_FOLDER_OUTPUT = "Predictions"
@@ -44,9 +43,7 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, allow_weak_key
     timer = StageTimer(verbose)
     expected_model = artifacts.load_spec(model_dir).fingerprint if model_dir is not None else None
     store = KeyStore(keys_dir)
-    # Loaded after the first input has been opened: in a shell pipeline the encrypting stage may
-    # still be creating the key pair when this stage starts.
-    keys = functools.lru_cache(maxsize=1)(lambda: store.load_private(allow_weak=allow_weak_key))
+    keys = _LazyKey(store, allow_weak_key)
     job = dict(keys=keys, expected_model=expected_model, workers=workers, timer=timer, quiet=quiet)
     if is_folder(answer):
         run_folder(folder_inputs(answer, (".json", ".jsonl")), output or DEFAULT_FOLDER_OUTPUT,
@@ -72,7 +69,7 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
     with timer.stage("read"):
         reader = DocumentReader(answer)  # waits for the first line of a pipe
     with timer.stage("keys"):
-        private = keys()
+        private = keys.get()
     try:
         doc = EncryptedPredictions.parse_header(reader.header, private.public)
         if expected_model is not None and doc.model_fingerprint != expected_model:
@@ -80,13 +77,14 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
                                    f"model given with --model ({expected_model[:19]}…)")
     except PpmlError as e:
         raise e.with_source(source)
+    refuse_overwriting(output, [answer], keys.store)
     parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
     batches = records = 0
     progress = Progress("Decrypting", quiet)
 
     def rows():
         nonlocal batches, records
-        for pairs in customer.decrypt_stream(doc, parsed, private, workers):
+        for pairs in with_source(customer.decrypt_stream(doc, parsed, private, workers), source):
             batches += 1
             records += len(pairs)
             progress.update(len(pairs))
@@ -98,8 +96,10 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
 
     with timer.stage("decrypt"):
         if output is None:
-            for pairs in rows():
-                click.echo("".join(f"{rid}: {doc.target} = {_readable(value)}\n" for rid, value in pairs), nl=False)
+            # Printed only once the whole answer has been checked (a person reads this; CSV
+            # output streams instead).
+            lines = [f"{rid}: {doc.target} = {_readable(value)}\n" for pairs in rows() for rid, value in pairs]
+            click.echo("".join(lines), nl=False)
         elif output == "-":
             sys.stdout.buffer.write(b"id,prediction\n")
             for pairs in rows():
@@ -113,6 +113,19 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
     progress.close()
     if output not in (None, "-"):
         say(quiet, f"Wrote {records} prediction(s) to {output}")
+
+
+class _LazyKey:
+    """The private key, loaded after the first input has been opened: in a shell pipeline the
+    encrypting stage may still be creating the key pair when this stage starts."""
+
+    def __init__(self, store, allow_weak: bool):
+        self.store, self.allow_weak, self._private = store, allow_weak, None
+
+    def get(self):
+        if self._private is None:
+            self._private = self.store.load_private(allow_weak=self.allow_weak)
+        return self._private
 
 
 def _readable(value: float) -> str:

@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from .common import (Progress, StageTimer, folder_inputs, is_folder, keys_option, model_option, quiet_option,
-                     reports_errors, run_folder, say, scheduler_option, verbose_option, weak_key_option,
-                     with_source, workers_option)
+                     refuse_overwriting, reports_errors, run_folder, say, scheduler_option, verbose_option,
+                     weak_key_option, with_source, workers_option)
 
 DEFAULT_OUTPUT = "Encrypted_Data/data.json"
 
@@ -43,14 +43,19 @@ def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, sch
     key folder if there is none.
     """
     from .. import artifacts, customer
-    from ..errors import KeyFileError
+    from ..errors import KeyFileError, PpmlError
     from ..keystore import KeyStore
     from ..paillier.keys import DEFAULT_KEY_BITS
 
     timer = StageTimer(verbose)
     with timer.stage("load model"):
         spec = artifacts.load_spec(model_dir)
-        col_tnf = artifacts.load_pickle(Path(model_dir) / artifacts.COL_TNF)
+        col_tnf_path = Path(model_dir) / artifacts.COL_TNF
+        col_tnf = artifacts.load_pickle(col_tnf_path)
+        try:
+            customer.check_transform(col_tnf, spec)
+        except PpmlError as e:
+            raise e.with_source(str(col_tnf_path))
     if records is None and not customer.is_laptop_transform(col_tnf):
         raise click.UsageError(f"RECORDS is required for this model (the sample laptop only fits the laptop "
                                f"model); give a CSV with the columns {', '.join(col_tnf.input_columns)}")
@@ -108,6 +113,7 @@ def _encrypt_file(records, output, spec, col_tnf, keys, workers, scheduler, time
     with timer.stage("read"):
         prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
         first = next(prepared)  # the first chunk is read and checked before any key is created
+    refuse_overwriting(output, [records], keys.store)
     expected = -(-len(first[1]) // m) if len(first[1]) < chunk else customer.LARGE_INPUT_BATCHES
     with timer.stage("keys"):
         public, private = keys.get()

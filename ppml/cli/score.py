@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from .common import (Progress, StageTimer, folder_inputs, is_folder, quiet_option, reports_errors, run_folder,
-                     say, scheduler_option, verbose_option, weak_key_option, with_source, workers_option)
+from .common import (Progress, StageTimer, folder_inputs, is_folder, quiet_option, refuse_overwriting,
+                     reports_errors, run_folder, say, scheduler_option, verbose_option, weak_key_option,
+                     with_source, workers_option)
 
 DEFAULT_INPUT = "Encrypted_Data/data.json"
 DEFAULT_OUTPUT = "Encrypted_Predicted_value/answer.json"
@@ -82,6 +83,7 @@ def _score_file(encrypted, output, params, workers, scheduler, allow_weak, timer
             server.check_compatible(doc, params)
         except PpmlError as e:
             raise e.with_source(source)
+        refuse_overwriting(output, [encrypted])
         raw = with_source(reader.batches(), source)
         peek = list(itertools.islice(raw, PEEK_BATCHES))
     expected = len(peek) if len(peek) < PEEK_BATCHES else 10_000

@@ -1,0 +1,674 @@
+"""Benchmark: the seed project's phe pipeline against ours, on the same records and key.
+
+``python -m ppml.bench`` (run from the repository root) measures, in one run:
+
+* **Original style** — the seed project's way with python-paillier (phe): every float
+  feature of every record is its own ciphertext (``public_key.encrypt(float(x))``, phe's
+  ``EncodedNumber`` floats), the server computes ``sum(coef_i * enc_x_i) + intercept`` with
+  phe's ``EncryptedNumber`` arithmetic and plaintext float weights, and re-randomizes the
+  result (``obfuscate``: what phe's ``ciphertext()`` does before the value is shared); the
+  customer decrypts with ``private_key.decrypt``. Stage documents are serialized as the seed
+  did, one JSON document ``{"values": [[str(ciphertext), exponent], ...]}`` per record. At
+  3072 bits this costs about 1.2 s per record, so it runs on the first ``--baseline-records``
+  (default 10) of the N records, and the output says so.
+* **Ours** — the library's stream functions (``ppml.customer.prepare_chunks`` →
+  ``encrypt_stream`` → ``ppml.server.score_stream`` → ``ppml.customer.decrypt_stream``) on a
+  process pool of ``--workers`` processes: packed fixed-point plaintexts, DJN encryption with
+  window tables (their construction is inside the timed stream calls), one re-randomized
+  answer ciphertext per batch. The stage documents are written with
+  ``ppml.streams.DocumentWriter`` (JSON Lines) to a temporary folder.
+
+Both use the same N records (default 1,000, the bundled ``Data/laptop_data.csv`` in file
+order, cycled when N exceeds its 1,300 rows, Price column dropped) and one key pair (built by
+``ppml.paillier.generate_keypair``; phe's key objects are made from the same ``n``, ``p``,
+``q``). Every stage is timed with ``time.perf_counter``; "documents" is the time to serialize
+and write both stage documents. The output gives per-record milliseconds per stage, the
+end-to-end ratio original/ours, document bytes per record, peak resident memory
+(``ru_maxrss`` of this process and of its largest child process) and the largest
+``|log(decrypted price) − pipeline.predict(record)|`` against the plaintext scikit-learn
+pipeline, with the product targets marked PASS or FAIL.
+
+``--sweep 1000,10000,100000`` then runs our pipeline alone at each size, each in a fresh
+``python -m ppml.bench --only-ours`` process (so every peak-memory figure is clean), streaming
+records → features file → answer file → predictions without ever holding all batches or all
+records in memory; ``--plot FILE.png`` draws time and memory per record against the size.
+Timings on a shared machine are noisy; re-run for final figures.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+DEFAULT_RECORDS = 1000
+DEFAULT_BASELINE_RECORDS = 10
+DEFAULT_SWEEP = "1000,10000,100000"
+DEFAULT_DATA = "Data/laptop_data.csv"
+
+#: Product targets, printed next to the measured values (the speed-up is a minimum, the rest maxima).
+TARGET_SPEEDUP = 500.0
+TARGET_MS_PER_RECORD = 2.0
+TARGET_ANSWER_BYTES = 100
+TARGET_FEATURES_BYTES = 3 * 1024
+TARGET_PEAK_MB = 300.0
+TARGET_PEAK_RECORDS = 100_000
+TARGET_MAX_ERROR = 1e-9
+
+
+# ---------------------------------------------------------------------------------------------
+# Inputs: model, records, keys
+# ---------------------------------------------------------------------------------------------
+class Model:
+    """The customer's and the server's model files (and, lazily, the plaintext pipeline)."""
+
+    def __init__(self, model_dir: str):
+        from . import artifacts
+
+        self.dir = Path(model_dir)
+        self.spec = artifacts.load_spec(self.dir)
+        self.col_tnf = artifacts.load_pickle(self.dir / artifacts.COL_TNF)
+        self.params = artifacts.load_parameters(self.dir / artifacts.PARAMS_DIR)
+        self._pipeline = None
+
+    @property
+    def pipeline(self):
+        """The whole fitted scikit-learn pipeline: raw records → log price (the reference)."""
+        if self._pipeline is None:
+            from . import artifacts
+
+            self._pipeline = artifacts.load_pickle(self.dir / artifacts.PIPELINE)
+        return self._pipeline
+
+
+class Records:
+    """Deterministic benchmark records: the bundled rows in file order, cycled past the end."""
+
+    def __init__(self, path: str):
+        import pandas as pd
+
+        from .errors import InputError
+
+        try:
+            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        except (OSError, ValueError, pd.errors.ParserError) as e:
+            raise InputError(f"cannot read the benchmark records: {e}", str(path)) from None
+        if frame.empty:
+            raise InputError("holds no records", str(path))
+        self.base = frame.drop(columns=["Price"], errors="ignore").reset_index(drop=True)
+
+    def take(self, start: int, count: int):
+        """Records ``start … start+count−1`` as (raw DataFrame, ids); ids are the positions."""
+        import numpy as np
+
+        rows = np.arange(start, start + count) % len(self.base)
+        frame = self.base.iloc[rows].reset_index(drop=True)
+        return frame, list(range(start, start + count))
+
+    def chunks(self, n: int, size: int):
+        """(raw DataFrame, ids) chunks of ``size`` records covering records 0 … n−1, lazily."""
+        for start in range(0, n, size):
+            yield self.take(start, min(size, n - start))
+
+
+def load_or_generate_keys(args):
+    """The key pair in ``--keys`` if given, else a fresh one; returns (public, private, seconds)."""
+    t0 = time.perf_counter()
+    if args.keys:
+        from .keystore import KeyStore
+
+        private = KeyStore(args.keys).load_private(allow_weak=args.allow_weak_key)
+        return private.public, private, 0.0
+    from .paillier import generate_keypair
+
+    public, private = generate_keypair(args.key_size, allow_weak=args.allow_weak_key)
+    return public, private, time.perf_counter() - t0
+
+
+def peak_memory_mb() -> tuple[float, float]:
+    """Peak resident set size so far, in MB: (this process, its largest waited-for child).
+
+    Both come from ``resource.getrusage``'s ``ru_maxrss``, except that on Linux this process's
+    own peak is read from ``VmHWM`` in ``/proc/self/status``: ``ru_maxrss`` survives ``exec``,
+    so a sweep process started by a large parent would report the parent's memory as its own.
+    """
+    import resource
+
+    scale = 2 ** 20 if sys.platform == "darwin" else 2 ** 10  # ru_maxrss: bytes on macOS, KB on Linux
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / scale
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            own = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 2 ** 10
+    except (OSError, StopIteration, ValueError, IndexError):
+        pass
+    return own, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / scale
+
+
+def cpu_seconds() -> float:
+    """User + system CPU time of this process and of its waited-for children (pool workers are
+    waited for when their pool closes), for a load-independent view next to wall time."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+# ---------------------------------------------------------------------------------------------
+# Original style: phe, one ciphertext per float value
+# ---------------------------------------------------------------------------------------------
+def run_original(raw, model: Model, public, private, reference, out_dir: Path) -> dict:
+    """The seed project's pipeline on ``raw`` (a few records); figures per record."""
+    from phe import paillier
+
+    pub = paillier.PaillierPublicKey(int(public.n))
+    priv = paillier.PaillierPrivateKey(pub, int(private.p), int(private.q))
+    coefficients, intercept = model.params.coefficients, model.params.intercept
+    n = len(raw)
+
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    x = model.col_tnf.transform(raw)
+    encrypted = [[pub.encrypt(float(v)) for v in row] for row in x]
+    t1 = time.perf_counter()
+    scored = []
+    for record in encrypted:
+        value = sum(c * e for c, e in zip(coefficients, record)) + intercept
+        value.obfuscate()  # what phe's ciphertext() does before a result may be shared
+        scored.append(value)
+    t2 = time.perf_counter()
+    decrypted = [priv.decrypt(value) for value in scored]
+    t3 = time.perf_counter()
+    features_bytes = _write_phe_documents(out_dir / "original-data", encrypted)
+    answer_bytes = _write_phe_documents(out_dir / "original-answer", [[v] for v in scored])
+    t4, cpu = time.perf_counter(), cpu_seconds() - c0
+
+    errors = [abs(d - r) for d, r in zip(decrypted, reference)]
+    return _figures(n, t1 - t0, t2 - t1, t3 - t2, t4 - t3, cpu, features_bytes, answer_bytes, max(errors))
+
+
+def _write_phe_documents(folder: Path, records) -> int:
+    """One seed-style JSON document per record; returns the total bytes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for i, values in enumerate(records):
+        data = json.dumps({"values": [[str(v.ciphertext()), v.exponent] for v in values]}).encode()
+        (folder / f"{i}.json").write_bytes(data)
+        total += len(data)
+    return total
+
+
+# ---------------------------------------------------------------------------------------------
+# Ours: the library's stream functions
+# ---------------------------------------------------------------------------------------------
+def run_ours(raw, ids, model: Model, public, private, workers: int, reference, out_dir: Path) -> dict:
+    """Our pipeline on all records, stage by stage, in memory; documents written to ``out_dir``."""
+    from . import customer, server
+    from .streams import DocumentWriter
+
+    spec, n = model.spec, len(ids)
+    m = spec.codec.slots_for(public.bits)
+    size = m * customer.CHUNK_BATCHES
+    chunks = [(raw.iloc[i:i + size], ids[i:i + size]) for i in range(0, n, size)]
+
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    prepared = customer.prepare_chunks(chunks, model.col_tnf, spec)
+    header = customer.features_header(spec, public)
+    batches = list(customer.encrypt_stream(prepared, spec, public, private, workers,
+                                           expected_batches=math.ceil(n / m)))
+    t1 = time.perf_counter()
+    answer = server.predictions_header(header, model.params)
+    scored = list(server.score_stream(header, batches, model.params, workers, expected_batches=len(batches)))
+    t2 = time.perf_counter()
+    pairs = [p for chunk in customer.decrypt_stream(answer, scored, private, workers) for p in chunk]
+    t3 = time.perf_counter()
+    features_path, answer_path = out_dir / "data.jsonl", out_dir / "answer.jsonl"
+    with DocumentWriter(features_path, header.header(), jsonl=True) as writer:
+        for b in batches:
+            writer.write(header.batch_dict(b), len(b.ids))
+    with DocumentWriter(answer_path, answer.header(), jsonl=True) as writer:
+        for b in scored:
+            writer.write(answer.batch_dict(b), len(b.ids))
+    t4, cpu = time.perf_counter(), cpu_seconds() - c0
+
+    if [i for i, _ in pairs] != list(ids):
+        raise AssertionError("decrypted ids differ from the input ids")  # would be a library bug
+    error = max(abs(math.log(price) - ref) for (_, price), ref in zip(pairs, reference))
+    return _figures(n, t1 - t0, t2 - t1, t3 - t2, t4 - t3, cpu, features_path.stat().st_size,
+                    answer_path.stat().st_size, error)
+
+
+def run_streaming(n: int, records: Records, model: Model, public, private, workers: int,
+                  allow_weak: bool, out_dir: Path) -> dict:
+    """Our pipeline on ``n`` records with flat memory: records are made chunk by chunk, every
+    stage reads the previous stage's JSON Lines file batch by batch and writes its own.
+
+    The check against the plaintext pipeline runs after the peak memory is read, so loading
+    scikit-learn does not count against the pipeline's memory.
+    """
+    import numpy as np
+
+    from . import customer, server
+    from .documents import EncryptedFeatures, EncryptedPredictions, check_count
+    from .streams import DocumentReader, DocumentWriter
+
+    spec = model.spec
+    m = spec.codec.slots_for(public.bits)
+    size = m * customer.CHUNK_BATCHES
+    expected = math.ceil(n / m)
+    features_path, answer_path = out_dir / "data.jsonl", out_dir / "answer.jsonl"
+
+    c0, t0 = cpu_seconds(), time.perf_counter()
+    header = customer.features_header(spec, public)
+    prepared = customer.prepare_chunks(records.chunks(n, size), model.col_tnf, spec)
+    with DocumentWriter(features_path, header.header(), jsonl=True) as writer:
+        for b in customer.encrypt_stream(prepared, spec, public, private, workers, expected_batches=expected):
+            writer.write(header.batch_dict(b), len(b.ids))
+    t1 = time.perf_counter()
+    reader = DocumentReader(features_path)
+    doc = EncryptedFeatures.parse_header(reader.header, allow_weak=allow_weak)
+    answer = server.predictions_header(doc, model.params)
+    incoming = (doc.parse_batch(b, i) for i, b in enumerate(reader.batches()))
+    with DocumentWriter(answer_path, answer.header(), jsonl=True) as writer:
+        for b in server.score_stream(doc, incoming, model.params, workers, expected_batches=expected):
+            writer.write(answer.batch_dict(b), len(b.ids))
+    check_count(reader.declared_records, writer.batches, writer.records)
+    t2 = time.perf_counter()
+    reader = DocumentReader(answer_path)
+    predictions = EncryptedPredictions.parse_header(reader.header, public)
+    incoming = (predictions.parse_batch(b, i, public) for i, b in enumerate(reader.batches()))
+    log_prices = np.full(n, np.nan)  # 8 bytes per record: the only per-record state kept
+    batches = 0
+    for chunk in customer.decrypt_stream(predictions, incoming, private, workers):
+        batches += 1
+        for i, price in chunk:
+            log_prices[i] = math.log(price)
+    check_count(reader.declared_records, batches, int(np.isfinite(log_prices).sum()))
+    t3, cpu = time.perf_counter(), cpu_seconds() - c0
+    peak_self, peak_children = peak_memory_mb()
+
+    error = 0.0
+    for raw, ids in records.chunks(n, size):
+        reference = model.pipeline.predict(raw)
+        error = max(error, float(np.max(np.abs(log_prices[ids[0]:ids[-1] + 1] - reference))))
+    figures = _figures(n, t1 - t0, t2 - t1, t3 - t2, 0.0, cpu, features_path.stat().st_size,
+                       answer_path.stat().st_size, error)
+    figures.update(peak_self_mb=peak_self, peak_children_mb=peak_children)
+    return figures
+
+
+def _figures(n, encrypt_s, score_s, decrypt_s, documents_s, cpu_s, features_bytes, answer_bytes, error) -> dict:
+    """Per-record figures: stage wall times and total CPU time in ms, document bytes."""
+    per = 1000.0 / n
+    return {
+        "records": n,
+        "encrypt_ms": encrypt_s * per, "score_ms": score_s * per, "decrypt_ms": decrypt_s * per,
+        "documents_ms": documents_s * per,
+        "total_ms": (encrypt_s + score_s + decrypt_s + documents_s) * per, "cpu_ms": cpu_s * per,
+        "features_bytes": features_bytes / n, "answer_bytes": answer_bytes / n,
+        "max_error": error,
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Driver
+# ---------------------------------------------------------------------------------------------
+def benchmark(args) -> dict:
+    """The side-by-side run (and the sweep, if asked): every figure in one dict."""
+    from .parallel import default_workers
+
+    workers = args.workers or default_workers()
+    model = Model(args.model)
+    records = Records(args.data)
+    public, private, keygen_s = load_or_generate_keys(args)
+    m = model.spec.codec.slots_for(public.bits)
+    result = {"settings": _settings(args, model, public, m, workers, keygen_s)}
+    raw, ids = records.take(0, args.records)
+    reference = [float(v) for v in model.pipeline.predict(raw)]
+    baseline = min(args.baseline_records, args.records)
+
+    with tempfile.TemporaryDirectory(prefix="ppml-bench-") as tmp:
+        if baseline:
+            result["original"] = run_original(raw.iloc[:baseline], model, public, private,
+                                              reference[:baseline], Path(tmp))
+            result["original"]["peak_self_mb"], _ = peak_memory_mb()
+        result["ours"] = run_ours(raw, ids, model, public, private, workers, reference, Path(tmp))
+    result["ours"]["peak_self_mb"], result["ours"]["peak_children_mb"] = peak_memory_mb()
+    if baseline:
+        result["ratio"] = result["original"]["total_ms"] / result["ours"]["total_ms"]
+    if args.sweep:
+        result["sweep"] = run_sweep(args, public, private, workers)
+    return result
+
+
+def _settings(args, model: Model, public, m: int, workers: int, keygen_s: float) -> dict:
+    import gmpy2
+
+    try:
+        from importlib.metadata import version
+        phe_version = version("phe")
+    except Exception:  # noqa: BLE001 - only a label in the report
+        phe_version = "?"
+    return {
+        "key_bits": public.bits, "alpha_bits": public.alpha_bits, "slots": m,
+        "slot_bits": model.spec.codec.slot_bits, "feature_bits": model.spec.codec.feature_bits,
+        "weight_bits": model.spec.codec.weight_bits, "features": len(model.spec.features),
+        "workers": workers, "cores": os.cpu_count(), "records": args.records,
+        "baseline_records": min(args.baseline_records, args.records), "keygen_s": keygen_s,
+        "key_loaded": bool(args.keys),
+        "python": platform.python_version(), "gmpy2": gmpy2.version(), "phe": phe_version,
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+    }
+
+
+def run_sweep(args, public, private, workers: int) -> list[dict]:
+    """Each size in a fresh ``--only-ours`` process sharing this run's key (via a 0600 temp
+    folder), so every peak-memory figure belongs to that size alone."""
+    from . import files
+    from .keystore import PRIVATE_NAME, PUBLIC_NAME
+
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="ppml-bench-keys-") as keys:
+        files.atomic_write_bytes(Path(keys) / PRIVATE_NAME, files.dump_json(private.to_dict()).encode(), mode=0o600)
+        files.atomic_write_bytes(Path(keys) / PUBLIC_NAME, files.dump_json(public.to_dict()).encode())
+        for n in args.sweep:
+            cmd = [sys.executable, "-m", "ppml.bench", "--only-ours", "--json", "--records", str(n),
+                   "--keys", keys, "--workers", str(workers), "--model", args.model, "--data", args.data]
+            if args.allow_weak_key:
+                cmd.append("--allow-weak-key")
+            print(f"sweep: {n:,} records …", file=sys.stderr, flush=True)
+            t0 = time.perf_counter()
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            wall = time.perf_counter() - t0
+            if done.returncode:
+                raise RuntimeError(f"sweep run for {n} records failed:\n{done.stderr}")
+            row = json.loads(done.stdout.strip().splitlines()[-1])
+            row["process_wall_s"] = wall
+            rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Report
+# ---------------------------------------------------------------------------------------------
+def render(result: dict) -> str:
+    s, ours, orig = result["settings"], result["ours"], result.get("original")
+    key_note = "key loaded from --keys" if s["key_loaded"] else f"keygen {s['keygen_s']:.2f} s"
+    lines = [
+        "ppml benchmark — seed-style phe pipeline vs ours, same records, same key",
+        f"key {s['key_bits']} bits · α {s['alpha_bits']} bits · m = {s['slots']} records per ciphertext · "
+        f"slot {s['slot_bits']} bits (Fx {s['feature_bits']}, Fw {s['weight_bits']}) · {s['features']} features",
+        f"N = {s['records']:,} records · workers {s['workers']} of {s['cores']} cores · "
+        f"{key_note} · "
+        f"Python {s['python']}, gmpy2 {s['gmpy2']}, phe {s['phe']} · load average {_load(s)}",
+    ]
+    if orig:
+        lines.append(f"original style measured on the first {orig['records']:,} of the {s['records']:,} records "
+                     f"(≈1.2 s per record at 3072 bits); ours on all {ours['records']:,}.")
+    else:
+        lines.append("original style skipped (--baseline-records 0).")
+    lines.append("")
+    head = f"{'per record':<26}{'original (phe)':>16}{'ours':>14}{'speed-up':>11}"
+    lines += [head, "-" * len(head)]
+    for key, label in (("encrypt_ms", "encrypt (ms)"), ("score_ms", "score (ms)"), ("decrypt_ms", "decrypt (ms)"),
+                       ("documents_ms", "write documents (ms)"), ("total_ms", "total, wall (ms)"),
+                       ("cpu_ms", "total, CPU all procs (ms)")):
+        lines.append(f"{label:<26}{_num(orig, key):>16}{_fmt(ours[key]):>14}{_speedup(orig, ours, key):>11}")
+    for key, label in (("features_bytes", "features document (B)"), ("answer_bytes", "answer document (B)")):
+        lines.append(f"{label:<26}{_num(orig, key, '{:,.0f}'):>16}{ours[key]:>14,.0f}"
+                     f"{_ratio(orig, ours, key):>11}")
+    lines.append(f"{'max |error| (log price)':<26}{_num(orig, 'max_error', '{:.2e}'):>16}{ours['max_error']:>14.2e}")
+    lines.append("")
+    if "ratio" in result:
+        lines.append(f"end-to-end ratio original/ours: {result['ratio']:,.0f}× "
+                     f"({orig['total_ms']:,.1f} ms vs {ours['total_ms']:.3f} ms per record)")
+    own, kids = ours["peak_self_mb"], ours["peak_children_mb"]
+    peak = (f"peak resident memory: this process {own:.0f} MB, largest child process (pool workers) "
+            f"{kids:.0f} MB, self + children {own + kids:.0f} MB")
+    if orig:
+        peak += f" (after the original style alone: {orig['peak_self_mb']:.0f} MB)"
+    lines.append(peak + ".")
+    if result.get("sweep"):
+        lines += ["", *render_sweep(result["sweep"], "size sweep — ours only, each size in a fresh process, "
+                                                        "streaming through JSONL files")]
+    lines += ["", *render_targets(result)]
+    return "\n".join(lines)
+
+
+def render_sweep(rows: list[dict], title: str) -> list[str]:
+    head = (f"{'records':>9}{'encrypt':>9}{'score':>8}{'decrypt':>9}{'total':>8}{'cpu':>8}{'wall s':>9}"
+            f"{'self MB':>9}{'child MB':>10}{'sum MB':>8}{'feat B':>8}{'ans B':>7}{'max|err|':>10}")
+    lines = [title + " (ms per record; stages include reading and writing their documents)", head, "-" * len(head)]
+    for r in rows:
+        lines.append(f"{r['records']:>9,}{r['encrypt_ms']:>9.3f}{r['score_ms']:>8.3f}{r['decrypt_ms']:>9.3f}"
+                     f"{r['total_ms']:>8.3f}{r['cpu_ms']:>8.3f}{r['process_wall_s']:>9.1f}{r['peak_self_mb']:>9.0f}"
+                     f"{r['peak_children_mb']:>10.0f}{r['peak_self_mb'] + r['peak_children_mb']:>8.0f}"
+                     f"{r['features_bytes']:>8,.0f}{r['answer_bytes']:>7.0f}{r['max_error']:>10.1e}")
+    lines.append("cpu = CPU time of the process and its workers per record; wall s = the whole process "
+                 "(start-up, model loading and the plaintext check included).")
+    return lines
+
+
+def targets(result: dict) -> list[tuple[str, str, str, str]]:
+    """(what, target, measured, PASS/FAIL/NOT RUN) rows."""
+    ours = result["ours"]
+    rows = []
+    if "ratio" in result:
+        rows.append(("end-to-end speed-up vs original", f"≥ {TARGET_SPEEDUP:,.0f}×", f"{result['ratio']:,.0f}×",
+                     _verdict(result["ratio"] >= TARGET_SPEEDUP)))
+    else:
+        rows.append(("end-to-end speed-up vs original", f"≥ {TARGET_SPEEDUP:,.0f}×", "—", "NOT RUN"))
+    rows += [
+        (f"ours, total wall per record at {ours['records']:,}", f"≤ {TARGET_MS_PER_RECORD:g} ms",
+         f"{ours['total_ms']:.3f} ms",
+         _verdict(ours["total_ms"] <= TARGET_MS_PER_RECORD)),
+        ("answer document per record", f"≤ {TARGET_ANSWER_BYTES} B", f"{ours['answer_bytes']:,.0f} B",
+         _verdict(ours["answer_bytes"] <= TARGET_ANSWER_BYTES)),
+        ("features document per record", f"≤ {TARGET_FEATURES_BYTES:,} B", f"{ours['features_bytes']:,.0f} B",
+         _verdict(ours["features_bytes"] <= TARGET_FEATURES_BYTES)),
+    ]
+    largest = max(result.get("sweep", []), key=lambda r: r["records"], default=None)
+    if largest:
+        rows.append((f"ours, total wall per record at {largest['records']:,} (sweep)",
+                     f"≤ {TARGET_MS_PER_RECORD:g} ms", f"{largest['total_ms']:.3f} ms",
+                     _verdict(largest["total_ms"] <= TARGET_MS_PER_RECORD)))
+    memory = f"peak memory at {TARGET_PEAK_RECORDS:,} records (self + children)"
+    big = [r for r in result.get("sweep", []) if r["records"] >= TARGET_PEAK_RECORDS]
+    if big:
+        mb = max(r["peak_self_mb"] + r["peak_children_mb"] for r in big)
+        rows.append((memory, f"≤ {TARGET_PEAK_MB:.0f} MB", f"{mb:.0f} MB", _verdict(mb <= TARGET_PEAK_MB)))
+    else:
+        seen = (f"{largest['peak_self_mb'] + largest['peak_children_mb']:.0f} MB at {largest['records']:,}"
+                if largest else "—")
+        rows.append((memory, f"≤ {TARGET_PEAK_MB:.0f} MB", seen, "NOT RUN"))
+    errors = [ours["max_error"]] + [r["max_error"] for r in result.get("sweep", [])]
+    rows.append(("max |error| vs plaintext model (ours)", f"≤ {TARGET_MAX_ERROR:g}", f"{max(errors):.2e}",
+                 _verdict(max(errors) <= TARGET_MAX_ERROR)))
+    return rows
+
+
+def render_targets(result: dict) -> list[str]:
+    lines = [f"{'target':<48}{'wanted':>12}{'measured':>22}  verdict", "-" * 92]
+    for what, wanted, seen, verdict in targets(result):
+        lines.append(f"{what:<48}{wanted:>12}{seen:>22}  {verdict}")
+    return lines
+
+
+def _load(settings: dict) -> str:
+    v = settings.get("load_average")
+    return "?" if v is None else f"{v:.2f}"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.1f}" if v >= 100 else f"{v:.3f}"
+
+
+def _num(d, key, fmt=None) -> str:
+    if not d:
+        return "—"
+    return fmt.format(d[key]) if fmt else _fmt(d[key])
+
+
+def _speedup(orig, ours, key) -> str:
+    if not orig or not ours[key]:
+        return "—"
+    return f"{orig[key] / ours[key]:,.0f}×"
+
+
+def _ratio(orig, ours, key) -> str:
+    return f"{orig[key] / ours[key]:,.1f}×" if orig else "—"
+
+
+def plot_sweep(rows: list[dict], path: str, title: str) -> None:
+    """Per-record time and peak memory against the number of records (log x axis)."""
+    try:
+        import matplotlib
+    except ImportError:
+        print("--plot needs matplotlib, which is not installed (pip install matplotlib); no plot written.",
+              file=sys.stderr)
+        return
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = [r["records"] for r in rows]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    for key, label in (("encrypt_ms", "encrypt"), ("score_ms", "score"), ("decrypt_ms", "decrypt"),
+                       ("total_ms", "total")):
+        left.plot(n, [r[key] for r in rows], marker="o", label=label, linewidth=2.5 if key == "total_ms" else 1.2)
+    left.axhline(TARGET_MS_PER_RECORD, color="grey", linestyle="--", label=f"target {TARGET_MS_PER_RECORD:g} ms")
+    top = max(TARGET_MS_PER_RECORD, *(r["total_ms"] for r in rows))
+    left.set(xscale="log", xlabel="records", ylabel="ms per record", title="time per record", ylim=(0, top * 1.6))
+    left.legend(loc="upper center", ncol=3, fontsize="small")
+    right.plot(n, [r["peak_self_mb"] for r in rows], marker="o", label="this process")
+    right.plot(n, [r["peak_children_mb"] for r in rows], marker="o", label="largest child (worker)")
+    right.plot(n, [r["peak_self_mb"] + r["peak_children_mb"] for r in rows], marker="o", linewidth=2.5,
+               label="self + children")
+    right.axhline(TARGET_PEAK_MB, color="grey", linestyle="--", label=f"target {TARGET_PEAK_MB:.0f} MB")
+    top = max(TARGET_PEAK_MB, *(r["peak_self_mb"] + r["peak_children_mb"] for r in rows))
+    right.set(xscale="log", xlabel="records", ylabel="MB (VmHWM / ru_maxrss)", title="peak memory",
+              ylim=(0, top * 1.4))
+    right.legend(loc="upper center", ncol=2, fontsize="small")
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    print(f"plot written to {path}", file=sys.stderr)
+
+
+# ---------------------------------------------------------------------------------------------
+# Command line
+# ---------------------------------------------------------------------------------------------
+def _sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(v.replace("_", "")) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated record counts, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("record counts must be positive")
+    return sizes
+
+
+def _positive(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return v
+
+
+def _non_negative(text: str) -> int:
+    v = int(text) if text.isdigit() else -1
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m ppml.bench",
+        description="Compare the seed-style phe pipeline with ours on the same records and key, "
+                    "and optionally sweep our pipeline over input sizes. Run from the repository root.")
+    p.add_argument("--records", type=_positive, default=DEFAULT_RECORDS,
+                   help=f"records to run through our pipeline (default {DEFAULT_RECORDS:,})")
+    p.add_argument("--baseline-records", type=_non_negative, default=DEFAULT_BASELINE_RECORDS,
+                   help="the first this many records also go through the original phe pipeline "
+                        f"(default {DEFAULT_BASELINE_RECORDS}; ≈1.2 s each at 3072 bits; 0 skips it)")
+    p.add_argument("--key-size", type=_positive, default=3072, help="Paillier modulus bits (default 3072)")
+    p.add_argument("--allow-weak-key", action="store_true", help="accept keys under 2048 bits (tests only)")
+    p.add_argument("--keys", metavar="DIR",
+                   help="use the key pair in this folder (PaillierKeys layout) instead of generating one")
+    p.add_argument("--workers", type=_positive, default=None, help="processes per stage (default: all cores)")
+    p.add_argument("--model", metavar="DIR", default=".",
+                   help="folder holding col_tnf.pkl, PreProcessingDataAndModel.pkl and Encrypted_ModelParameters/")
+    p.add_argument("--data", metavar="CSV", default=DEFAULT_DATA,
+                   help=f"raw laptop records to cycle through (default {DEFAULT_DATA})")
+    p.add_argument("--sweep", type=_sizes, nargs="?", const=_sizes(DEFAULT_SWEEP), default=None, metavar="N,N,…",
+                   help=f"also run ours alone at each size in a fresh process (default sizes {DEFAULT_SWEEP})")
+    p.add_argument("--plot", metavar="FILE.png", help="draw the sweep (time and memory per size); needs matplotlib")
+    p.add_argument("--only-ours", action="store_true",
+                   help="run only our pipeline on --records records, streaming through files with flat memory "
+                        "(what each sweep size runs)")
+    p.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of tables")
+    return p
+
+
+def main(argv=None) -> int:
+    """Run the benchmark; library errors (missing model files, a bad key …) become one
+    ``Error:`` line and the library's exit status."""
+    from .errors import PpmlError
+
+    started = time.perf_counter()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.plot and not args.sweep:
+        parser.error("--plot draws the sweep: add --sweep")
+    if args.only_ours and args.sweep:
+        parser.error("--only-ours runs a single size; use --records, not --sweep")
+    try:
+        if args.only_ours:
+            _main_only_ours(args, started)
+        else:
+            _main_side_by_side(args)
+    except PpmlError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        return e.exit_code
+    return 0
+
+
+def _main_only_ours(args, started: float) -> None:
+    from .parallel import default_workers
+
+    model, records = Model(args.model), Records(args.data)
+    public, private, _ = load_or_generate_keys(args)
+    with tempfile.TemporaryDirectory(prefix="ppml-bench-") as tmp:
+        result = run_streaming(args.records, records, model, public, private, args.workers or default_workers(),
+                               args.allow_weak_key, Path(tmp))
+    if args.json:
+        print(json.dumps(result))
+    else:
+        result["process_wall_s"] = time.perf_counter() - started
+        print("\n".join(render_sweep([result], "ours only, streaming through JSONL files")))
+
+
+def _main_side_by_side(args) -> None:
+    result = benchmark(args)
+    print(json.dumps(result, indent=2) if args.json else render(result))
+    if args.plot:
+        s = result["settings"]
+        plot_sweep(result["sweep"], args.plot,
+                   f"ppml, {s['key_bits']}-bit key, {s['workers']} workers, m = {s['slots']}, "
+                   f"load average at start {_load(s)}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

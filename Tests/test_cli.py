@@ -5,7 +5,6 @@ Keys are 1024-bit through the explicit --allow-weak-key test option (the default
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import os

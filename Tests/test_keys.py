@@ -5,7 +5,6 @@ import json
 import os
 import stat
 
-import gmpy2
 import pytest
 
 from ppml.errors import KeyFileError, KeyMismatchError

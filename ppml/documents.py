@@ -11,7 +11,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 from .errors import DocumentError, KeyMismatchError, PpmlError
 from .paillier.codec import FixedPointCodec

@@ -126,7 +126,7 @@ _EXPECTED = {
 }
 
 
-class _Unparseable(Exception):
+class Unparseable(Exception):
     """Internal signal from a per-value parser; turned into FeatureParseError with the row."""
 
 
@@ -136,17 +136,17 @@ def _text(value) -> str:
     Numbers are rejected on purpose: ``8`` in the Ram column could mean GB or anything else.
     """
     if not isinstance(value, str):
-        raise _Unparseable
+        raise Unparseable
     text = " ".join(value.split())
     if not text:
-        raise _Unparseable
+        raise Unparseable
     return text
 
 
 def _positive(text: str) -> float:
     number = float(text)
     if not (math.isfinite(number) and number > 0):
-        raise _Unparseable
+        raise Unparseable
     return number
 
 
@@ -163,15 +163,15 @@ def _parse_label(column: str) -> Callable[[object], str]:
 def _parse_inches(value) -> float:
     """Screen diagonal: a number (the CSV layout) or text such as ``'15.6'`` / ``'15.6"'``."""
     if isinstance(value, (bool, np.bool_)):
-        raise _Unparseable
+        raise Unparseable
     if isinstance(value, numbers.Real):
         number = float(value)
         if not (math.isfinite(number) and number > 0):
-            raise _Unparseable
+            raise Unparseable
         return number
     match = _INCHES_RE.match(_text(value))
     if not match:
-        raise _Unparseable
+        raise Unparseable
     return _positive(match.group(1))
 
 
@@ -180,7 +180,7 @@ def _parse_screen(value) -> tuple[float, float, float]:
     text = _text(value)
     matches = _RES_RE.findall(text)
     if len(matches) != 1:
-        raise _Unparseable
+        raise Unparseable
     width, height = (_positive(part) for part in matches[0])
     touch = 1.0 if _TOUCH_RE.search(text) else 0.0
     ips = 1.0 if _IPS_RE.search(text) else 0.0
@@ -192,7 +192,7 @@ def _parse_cpu(value) -> tuple[str, float]:
     text = _text(value)
     match = _GHZ_RE.search(text)
     if not match:
-        raise _Unparseable
+        raise Unparseable
     ghz = _positive(match.group(1))
     core = _CORE_RE.match(text)
     lowered = text.lower()
@@ -210,14 +210,14 @@ def _parse_cpu(value) -> tuple[str, float]:
 def _parse_ram(value) -> float:
     match = _RAM_RE.match(_text(value))
     if not match:
-        raise _Unparseable
+        raise Unparseable
     return _positive(match.group(1))
 
 
 def _parse_weight(value) -> float:
     match = _WEIGHT_RE.match(_text(value))
     if not match:
-        raise _Unparseable
+        raise Unparseable
     return _positive(match.group(1))
 
 
@@ -235,7 +235,7 @@ def _parse_memory(value) -> tuple[float, float, float, float]:
     for part in text.split("+"):
         match = _MEM_PART_RE.match(part.strip())
         if not match:
-            raise _Unparseable
+            raise Unparseable
         size = _positive(match.group(1)) * (1000.0 if match.group(2).lower() == "tb" else 1.0)
         kind = match.group(3).lower().split()[0]
         totals[_MEMORY_KIND[kind]] += size
@@ -261,7 +261,7 @@ def _parse_gpu(value) -> tuple[str, float]:
     cleaned = _GPU_MEMORY_RE.sub(" ", _UNICODE_ESCAPE_RE.sub(" ", text))
     runs = _DIGITS_RE.findall(cleaned)
     if any(len(run.lstrip("0")) > _MAX_GPU_DIGITS for run in runs):
-        raise _Unparseable
+        raise Unparseable
     number = float(max((int(run) for run in runs), default=0))
     return brand, number
 
@@ -288,35 +288,32 @@ def _parse_os(value) -> str:
     return "Other"
 
 
-def _parse_column(raw: pd.DataFrame, column: str, parse: Callable) -> tuple[np.ndarray, list]:
-    """Parse each distinct value of ``raw[column]`` once; return ``(codes, parsed_uniques)``.
+def parse_distinct(series: pd.Series, column: str, parse: Callable, expected: str) -> tuple[np.ndarray, list]:
+    """Parse each distinct value of ``series`` once (batches repeat values); return ``(codes,
+    parsed_uniques)`` so callers broadcast with ``table[codes]``.
 
-    Distinct values are visited in order of first appearance, so the error reports the first
-    bad row of the column.
+    Distinct values are visited in order of first appearance, so the error names the first bad
+    row (its index label), the column and the value; NaN/None/pd.NA are never parseable.
     """
-    series = raw[column]
     codes, uniques = pd.factorize(series, use_na_sentinel=True)
     codes = np.asarray(codes)
-    # NaN / None / pd.NA get code -1: never parseable.
     first_bad = int(np.argmax(codes < 0)) if len(codes) and codes.min() < 0 else None
     parsed = []
     for k, value in enumerate(uniques):
         try:
             parsed.append(parse(value))
-        except (_Unparseable, ValueError, OverflowError, TypeError):
+        except (Unparseable, ValueError, OverflowError, TypeError):
             position = int(np.argmax(codes == k))
             if first_bad is None or position < first_bad:
                 first_bad = position
             break
     if first_bad is not None:
-        raise FeatureParseError(
-            _plain(raw.index[first_bad]), column, _plain(series.iloc[first_bad]),
-            _EXPECTED[column],
-        )
+        raise FeatureParseError(plain_value(series.index[first_bad]), column,
+                                plain_value(series.iloc[first_bad]), expected)
     return codes, parsed
 
 
-def _plain(value):
+def plain_value(value):
     """numpy scalars as Python values, so messages read ``inf`` rather than ``np.float64(inf)``."""
     return value.item() if isinstance(value, np.generic) else value
 
@@ -370,7 +367,7 @@ def engineer_features(raw: pd.DataFrame) -> pd.DataFrame:
     """
     _check_columns(raw)
     parsed = {
-        column: _parse_column(raw, column, parser)
+        column: parse_distinct(raw[column], column, parser, _EXPECTED[column])
         for column, parser in (
             ("Company", _parse_label("Company")),
             ("TypeName", _parse_label("TypeName")),
@@ -397,8 +394,8 @@ def engineer_features(raw: pd.DataFrame) -> pd.DataFrame:
     if len(ppi) and not np.isfinite(ppi).all():
         # Only reachable with absurd inputs (e.g. 1e-320 inches): still a parse failure.
         position = int(np.argmax(~np.isfinite(ppi)))
-        raise FeatureParseError(_plain(raw.index[position]), "Inches",
-                                _plain(raw["Inches"].iloc[position]), _EXPECTED["Inches"])
+        raise FeatureParseError(plain_value(raw.index[position]), "Inches",
+                                plain_value(raw["Inches"].iloc[position]), _EXPECTED["Inches"])
 
     columns = {
         "Company": cat("Company"),

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import FeatureParseError, InputError
+from .features import Unparseable, parse_distinct, plain_value
 
 __all__ = [
     "ID_COLUMN", "NUMBER_EXPECTED", "CATEGORY_EXPECTED", "BOUNDS_FACTOR",
@@ -51,31 +52,27 @@ BOUNDS_FACTOR = 16
 _NUMBER_RE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
 
 
-class _Unparseable(Exception):
-    pass
-
-
 def _number(value) -> float:
     """One raw value → a finite float: decimal text (surrounding blanks ignored) or a real
     number; NaN, infinities, blanks and booleans are refused."""
     if isinstance(value, str):
         text = value.strip()
         if not _NUMBER_RE.match(text):
-            raise _Unparseable
+            raise Unparseable
         number = float(text)
     elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise _Unparseable
+        raise Unparseable
     else:
         number = float(value)
     if not math.isfinite(number):
-        raise _Unparseable
+        raise Unparseable
     return number
 
 
 def is_number_text(value) -> bool:
     try:
         _number(value)
-    except (_Unparseable, ValueError, OverflowError):
+    except (Unparseable, ValueError, OverflowError):
         return False
     return True
 
@@ -85,31 +82,12 @@ def _category(value) -> str:
         return value.strip()
     if isinstance(value, (bool, np.bool_, numbers.Integral)):
         return str(value if isinstance(value, (bool, np.bool_)) else int(value))
-    raise _Unparseable
-
-
-def _plain(value):
-    return value.item() if isinstance(value, np.generic) else value
+    raise Unparseable
 
 
 def _parse(series: pd.Series, column: str, parse, dtype, expected: str) -> np.ndarray:
-    """Parse each distinct value once (batches repeat values), broadcast with integer codes;
-    the error names the index label of the first bad row."""
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
-    codes = np.asarray(codes)
-    first_bad = int(np.argmax(codes < 0)) if len(codes) and codes.min() < 0 else None
-    parsed = []
-    for k, value in enumerate(uniques):
-        try:
-            parsed.append(parse(value))
-        except (_Unparseable, ValueError, OverflowError, TypeError):
-            position = int(np.argmax(codes == k))
-            if first_bad is None or position < first_bad:
-                first_bad = position
-            break
-    if first_bad is not None:
-        raise FeatureParseError(_plain(series.index[first_bad]), column, _plain(series.iloc[first_bad]),
-                                expected)
+    """Parse each distinct value once and broadcast (see :func:`ppml.features.parse_distinct`)."""
+    codes, parsed = parse_distinct(series, column, parse, expected)
     table = np.array(parsed, dtype=dtype) if parsed else np.empty(0, dtype=dtype)
     return table[codes]
 
@@ -122,7 +100,7 @@ def parse_numeric(series: pd.Series, column: str, expected: str = NUMBER_EXPECTE
         bad = ~np.isfinite(values)
         if bad.any():
             r = int(np.argmax(bad))
-            raise FeatureParseError(_plain(series.index[r]), column, _plain(series.iloc[r]), expected)
+            raise FeatureParseError(plain_value(series.index[r]), column, plain_value(series.iloc[r]), expected)
         return values
     return _parse(series, column, _number, np.float64, expected)
 
@@ -259,7 +237,7 @@ def numeric_lookalikes(frame: pd.DataFrame, categorical: Iterable[str]) -> list[
         numbers_ = [is_number_text(v) for v in values]
         if len(values) >= 3 and sum(numbers_) >= 0.8 * len(values):
             first = next(v for v, ok in zip(values, numbers_) if not ok)
-            row = _plain(series.index[int(np.argmax((series == first).to_numpy()))])
+            row = plain_value(series.index[int(np.argmax((series == first).to_numpy()))])
             notes.append(f"column {column!r} is treated as categorical: row {row} holds {first!r}, "
                          f"not a number; fix the data, or pass --numeric {column} to have such values "
                          f"refused, or --categorical {column} to keep it so")
@@ -304,7 +282,7 @@ def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float, float]]:
             raise InputError(f"--bounds {item!r}: expected COL=LO:HI, e.g. age=0:150")
         try:
             lo, hi = _number(lo_text), _number(hi_text)
-        except (_Unparseable, ValueError, OverflowError):
+        except (Unparseable, ValueError, OverflowError):
             raise InputError(f"--bounds {item!r}: LO and HI must be finite numbers") from None
         if lo > hi:
             raise InputError(f"--bounds {item!r}: LO must be at most HI")

@@ -224,6 +224,21 @@ def run_folder(inputs, out_dir, out_name, process, quiet: bool, what: str) -> No
         sys.exit(1)
 
 
+def run_stage(source, output, process, *, default_file, default_folder, suffixes, out_name, quiet, what) -> None:
+    """One input → one output under the output folder's lock, or (cron) a folder of inputs →
+    a folder of outputs (:func:`run_folder`). ``process(source, output)`` does the work;
+    ``default_file`` None means no output file (decryption printing its lines)."""
+    if is_folder(source):
+        run_folder(folder_inputs(source, suffixes), output or default_folder, out_name,
+                   lambda src, dst: process(str(src), str(dst)), quiet, f"{what} {source}")
+        return
+    from ..files import output_lock
+
+    output = output or default_file
+    with output_lock(output) if output is not None else contextlib.nullcontext():
+        process(source, output)
+
+
 def folder_inputs(folder, suffixes: tuple) -> list:
     from pathlib import Path
 

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import click
 
-from .common import (Progress, StageTimer, folder_inputs, is_folder, keys_option, quiet_option, refuse_overwriting,
-                     reports_errors, run_folder, say, verbose_option, weak_key_option, with_source, workers_option)
+from .common import (Progress, StageTimer, keys_option, quiet_option, refuse_overwriting,
+                     reports_errors, run_stage, say, verbose_option, weak_key_option, with_source,
+                     workers_option)
 
 DEFAULT_INPUT = "Encrypted_Predicted_value/answer.json"
 DEFAULT_FOLDER_OUTPUT = "Predictions"
@@ -45,17 +46,9 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, allow_weak_key
     store = KeyStore(keys_dir)
     keys = _LazyKey(store, allow_weak_key)
     job = dict(keys=keys, expected_model=expected_model, workers=workers, timer=timer, quiet=quiet)
-    if is_folder(answer):
-        run_folder(folder_inputs(answer, (".json", ".jsonl")), output or DEFAULT_FOLDER_OUTPUT,
-                   lambda p: Path(p).stem + ".csv",
-                   lambda src, dst: _decrypt_file(str(src), str(dst), **job), quiet, f"decrypt {answer}")
-    elif output is None or output == "-":
-        _decrypt_file(answer, output, **job)
-    else:
-        from ..files import output_lock
-
-        with output_lock(output):
-            _decrypt_file(answer, output, **job)
+    run_stage(answer, output, lambda src, dst: _decrypt_file(src, dst, **job), default_file=None,
+              default_folder=DEFAULT_FOLDER_OUTPUT, suffixes=(".json", ".jsonl"),
+              out_name=lambda p: Path(p).stem + ".csv", quiet=quiet, what="decrypt")
     timer.report()
 
 

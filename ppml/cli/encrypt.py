@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from .common import (Progress, StageTimer, folder_inputs, is_folder, keys_option, model_option, quiet_option,
-                     refuse_overwriting, reports_errors, run_folder, say, scheduler_option, verbose_option,
-                     weak_key_option, with_source, workers_option)
+from .common import (Progress, StageTimer, keys_option, model_option, quiet_option,
+                     refuse_overwriting, reports_errors, run_stage, say, scheduler_option,
+                     verbose_option, weak_key_option, with_source, workers_option)
 
 DEFAULT_OUTPUT = "Encrypted_Data/data.json"
 
@@ -69,16 +69,9 @@ def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, sch
     keys = _Keys(store, bits, allow_weak_key, quiet)
     job = dict(spec=spec, col_tnf=col_tnf, keys=keys, workers=workers, scheduler=scheduler,
                timer=timer, quiet=quiet)
-    if is_folder(records):
-        out_dir = output or str(Path(DEFAULT_OUTPUT).parent)
-        run_folder(folder_inputs(records, (".csv",)), out_dir, lambda p: p.stem + ".json",
-                   lambda src, dst: _encrypt_file(str(src), str(dst), **job), quiet, f"encrypt {records}")
-    else:
-        from ..files import output_lock
-
-        output = output or DEFAULT_OUTPUT
-        with output_lock(output):
-            _encrypt_file(records, output, **job)
+    run_stage(records, output, lambda src, dst: _encrypt_file(src, dst, **job), default_file=DEFAULT_OUTPUT,
+              default_folder=str(Path(DEFAULT_OUTPUT).parent), suffixes=(".csv",),
+              out_name=lambda p: p.stem + ".json", quiet=quiet, what="encrypt")
     timer.report()
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import click
 
-from .common import (Progress, StageTimer, folder_inputs, is_folder, quiet_option, refuse_overwriting,
-                     reports_errors, run_folder, say, scheduler_option, verbose_option, weak_key_option,
-                     with_source, workers_option)
+from .common import (Progress, StageTimer, quiet_option, refuse_overwriting, reports_errors,
+                     run_stage, say, scheduler_option, verbose_option, weak_key_option, with_source,
+                     workers_option)
 
 DEFAULT_INPUT = "Encrypted_Data/data.json"
 DEFAULT_OUTPUT = "Encrypted_Predicted_value/answer.json"
@@ -56,16 +56,9 @@ def score_command(encrypted, output, params_dir, model_dir, workers, scheduler, 
         params = artifacts.load_parameters(params_dir or DEFAULT_PARAMS)
     job = dict(params=params, workers=workers, scheduler=scheduler, allow_weak=allow_weak_key, timer=timer,
                quiet=quiet)
-    if is_folder(encrypted):
-        out_dir = output or str(Path(DEFAULT_OUTPUT).parent)
-        run_folder(folder_inputs(encrypted, (".json", ".jsonl")), out_dir, lambda p: p.name,
-                   lambda src, dst: _score_file(str(src), str(dst), **job), quiet, f"score {encrypted}")
-    else:
-        from ..files import output_lock
-
-        output = output or DEFAULT_OUTPUT
-        with output_lock(output):
-            _score_file(encrypted, output, **job)
+    run_stage(encrypted, output, lambda src, dst: _score_file(src, dst, **job), default_file=DEFAULT_OUTPUT,
+              default_folder=str(Path(DEFAULT_OUTPUT).parent), suffixes=(".json", ".jsonl"),
+              out_name=lambda p: p.name, quiet=quiet, what="score")
     timer.report()
 
 

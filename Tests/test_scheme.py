@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ppml.paillier import Encryptor, decrypt_packed, design_codec, encrypt_packed, score_packed
-from ppml.paillier.scheme import FixedBaseTable, choose_window
+from ppml.paillier.scheme import CombTable, FixedBaseTable, choose_table
 
 
 @pytest.mark.parametrize("window", [1, 3, 4, 8])
@@ -21,10 +21,25 @@ def test_fixed_base_table_matches_powmod(keypair, window):
         table.pow(1 << 300)
 
 
-def test_window_choice_scales_with_workload():
-    assert choose_window(1536, 1, 6144) == 0  # one exponentiation: no table
-    small, large = choose_window(1536, 40, 6144), choose_window(1536, 100_000, 6144)
-    assert 0 < small < large
+def test_table_choice_scales_with_workload():
+    assert choose_table(1536, 1, 6144) == ("none",)  # one exponentiation: no table
+    small, large = choose_table(1536, 40, 6144), choose_table(1536, 100_000, 6144)
+    assert small[0] == large[0] == "window" and 0 < small[1] < large[1]
+    # More workers share the use, not the build: smaller tables pay.
+    assert choose_table(1536, 2_000, 3072, workers=8)[1] <= choose_table(1536, 2_000, 3072)[1]
+    # Where combs are allowed they win for real workloads, and never for a single exponentiation.
+    assert choose_table(1536, 2_000, 3072, comb=True)[0] == "comb"
+    assert choose_table(1536, 1, 3072, comb=True) == ("none",)
+
+
+@pytest.mark.parametrize("teeth, blocks", [(4, 1), (5, 2), (12, 4), (7, 8), (13, 3)])
+def test_comb_table_matches_powmod(keypair, teeth, blocks):
+    public = keypair[0]
+    table = CombTable(public.h_s, public.n_sq, 300, teeth, blocks)
+    for e in [0, 1, 2, (1 << 300) - 1, 1 << 299, secrets.randbits(300), secrets.randbits(17)]:
+        assert table.pow(e) == gmpy2.powmod(public.h_s, e, public.n_sq)
+    with pytest.raises(ValueError):
+        table.pow(1 << 300)
 
 
 @pytest.mark.parametrize("with_private", [False, True])

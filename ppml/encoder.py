@@ -14,7 +14,6 @@ from typing import Callable
 
 import numpy as np
 
-from .errors import InputError
 
 
 @dataclass
@@ -138,10 +137,3 @@ class CustomerTransform:
         features = steps.get("features")
         func = getattr(features, "func", None) if features is not None and features != "passthrough" else None
         return cls(func, CompiledColumns.from_sklearn(steps["columns"]))
-
-
-def check_columns(frame, required) -> None:
-    missing = [c for c in required if c not in frame.columns]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(repr(c) for c in missing)}; "
-                         f"expected columns: {', '.join(required)}")

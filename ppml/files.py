@@ -117,22 +117,9 @@ def atomic_write_bytes(path, data: bytes, mode: int = 0o644, overwrite: bool = T
         f.write(data)
 
 
-def write_text(path, text: str, mode: int = 0o644) -> None:
-    """Write text to ``path`` atomically, or to stdout for ``-``."""
-    if str(path) == STDIO:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    else:
-        atomic_write_bytes(path, text.encode("utf-8"), mode)
-
-
 def dump_json(obj) -> str:
     """The one place documents become JSON text (compact, one object, trailing newline)."""
     return json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n"
-
-
-def write_json(path, obj, mode: int = 0o644) -> None:
-    write_text(path, dump_json(obj), mode)
 
 
 def read_bytes(path) -> bytes:

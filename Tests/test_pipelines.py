@@ -241,3 +241,19 @@ def test_results_do_not_depend_on_the_number_of_workers(stage_dir, bundled_raw):
         outputs[n] = open(f"p{n}.csv").read()
     assert outputs["1"] == outputs["2"] == outputs["3"]
     assert len(outputs["1"].splitlines()) == 151
+
+
+def test_folder_mode_never_overwrites_its_inputs(stage_dir, bundled_raw):
+    from ppml.cli.encrypt import encrypt_command
+    from ppml.cli.score import score_command
+
+    bundled_raw.iloc[:5].to_csv("r.csv", index=False)
+    runner = CliRunner()
+    assert runner.invoke(encrypt_command, ["r.csv", "-o", "docs/r.json", "--model", str(ROOT), "--key-size", "1024",
+                                           *WEAK]).exit_code == 0
+    before = open("docs/r.json", "rb").read()
+    r = runner.invoke(score_command, ["docs", "-o", "docs", "--params", PARAMS, *WEAK])
+    assert r.exit_code == 1
+    assert r.stderr == ("Error: docs/r.json: is also the input; choose another output\n"
+                        "score docs: processed 0, skipped 0, failed 1\n")
+    assert open("docs/r.json", "rb").read() == before

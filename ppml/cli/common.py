@@ -204,14 +204,11 @@ def run_folder(inputs, out_dir, out_name, process, quiet: bool, what: str) -> No
     with output_lock(out_dir / ".lock-anchor"):
         for source in sorted(inputs):
             target = out_dir / out_name(source)
-            if target.exists() and os.path.samefile(target, source):
-                failed += 1
-                click.echo(f"Error: {target}: is also the input; choose another output folder", err=True)
-                continue
-            if target.exists() and os.stat(target).st_mtime >= os.stat(source).st_mtime:
-                skipped += 1
-                continue
             try:
+                refuse_overwriting(target, [source])  # before the up-to-date test it would pass
+                if target.exists() and os.stat(target).st_mtime >= os.stat(source).st_mtime:
+                    skipped += 1
+                    continue
                 process(source, target)
                 processed += 1
             except PpmlError as e:

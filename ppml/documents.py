@@ -290,10 +290,7 @@ class EncryptedFeatures:
             raise DocumentError(f"public_key: {e.message}") from None
         if _fingerprint_field(d, "key_fingerprint") != key.fingerprint:
             raise DocumentError("key_fingerprint does not match the public key in the document")
-        codec = FixedPointCodec.from_dict(d.get("codec"))
-        slots = _count(d, "slots", 1)
-        if slots > codec.slots_for(key.bits):
-            raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")
+        codec, slots = _codec_and_slots(d, key)
         return cls(key, _fingerprint_field(d, "model_fingerprint"), codec, slots, _names(d), [])
 
     def parse_batch(self, b, i: int) -> Batch:
@@ -311,6 +308,15 @@ class EncryptedFeatures:
 
     def batch_dict(self, b: Batch) -> dict:
         return {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
+
+
+def _codec_and_slots(d: dict, key: PublicKey) -> tuple[FixedPointCodec, int]:
+    """The codec and records per batch of a stage document; the slots must fit the key."""
+    codec = FixedPointCodec.from_dict(d.get("codec"))
+    slots = _count(d, "slots", 1)
+    if slots > codec.slots_for(key.bits):
+        raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")
+    return codec, slots
 
 
 def check_count(records, batches: int, held: int) -> None:
@@ -367,10 +373,7 @@ class EncryptedPredictions:
         fp = _fingerprint_field(d, "key_fingerprint")
         if fp != key.fingerprint:
             raise KeyMismatchError(f"encrypted for key {fp[:19]}…, but the key in use is {key.fingerprint[:19]}…")
-        codec = FixedPointCodec.from_dict(d.get("codec"))
-        slots = _count(d, "slots", 1)
-        if slots > codec.slots_for(key.bits):
-            raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")
+        codec, slots = _codec_and_slots(d, key)
         target = _target(d)
         return cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, target["name"],
                    target["transform"], [])

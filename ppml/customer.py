@@ -16,7 +16,7 @@ from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec
 from .errors import EncodingRangeError, InputError, KeyMismatchError
 from .model_transforms import apply_transform
 from .paillier import Encryptor, PrivateKey, PublicKey, decrypt_packed, encrypt_packed
-from .parallel import Recipe, ordered_map
+from .parallel import LARGE_INPUT_BATCHES, Recipe, ordered_map
 
 #: The original project's example: the laptop a new user gets a price for without any input.
 SAMPLE_LAPTOP = {
@@ -26,8 +26,6 @@ SAMPLE_LAPTOP = {
 }
 #: Batches per chunk of CSV records: large enough for fast pandas, small enough for flat memory.
 CHUNK_BATCHES = 64
-#: Work estimate used to size window tables when the input is longer than one chunk.
-LARGE_INPUT_BATCHES = 10_000
 
 
 def is_laptop_transform(col_tnf) -> bool:

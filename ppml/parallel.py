@@ -20,6 +20,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
+#: Work estimate (batches) used to size precomputed tables when an input is longer than the part
+#: read ahead: large enough that tables are sized for throughput.
+LARGE_INPUT_BATCHES = 10_000
+
 _STATE = None  # the state of the current local map, inherited by forked workers
 _CLUSTER_STATES: dict = {}  # per Dask worker process: key → built state
 

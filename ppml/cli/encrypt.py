@@ -94,6 +94,7 @@ class _Keys:
 
 def _encrypt_file(records, output, spec, col_tnf, keys, workers, scheduler, timer, quiet):
     from .. import customer, files
+    from ..parallel import LARGE_INPUT_BATCHES
     from ..streams import DocumentWriter
 
     m = spec.codec.slots_for(keys.bits)
@@ -107,7 +108,7 @@ def _encrypt_file(records, output, spec, col_tnf, keys, workers, scheduler, time
         prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
         first = next(prepared)  # the first chunk is read and checked before any key is created
     refuse_overwriting(output, [records], keys.store)
-    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else customer.LARGE_INPUT_BATCHES
+    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else LARGE_INPUT_BATCHES
     with timer.stage("keys"):
         public, private = keys.get()
     header = customer.features_header(spec, public)

@@ -66,6 +66,7 @@ def _score_file(encrypted, output, params, workers, scheduler, allow_weak, timer
     from .. import files, server
     from ..documents import EncryptedFeatures, check_count
     from ..errors import PpmlError
+    from ..parallel import LARGE_INPUT_BATCHES
     from ..streams import DocumentReader, DocumentWriter
 
     source = files.display_name(encrypted)
@@ -79,7 +80,7 @@ def _score_file(encrypted, output, params, workers, scheduler, allow_weak, timer
         refuse_overwriting(output, [encrypted])
         raw = with_source(reader.batches(), source)
         peek = list(itertools.islice(raw, PEEK_BATCHES))
-    expected = len(peek) if len(peek) < PEEK_BATCHES else 10_000
+    expected = len(peek) if len(peek) < PEEK_BATCHES else LARGE_INPUT_BATCHES
     parsed = with_source((doc.parse_batch(b, i) for i, b in enumerate(itertools.chain(peek, raw))), source)
     answer = server.predictions_header(doc, params)
     progress = Progress("Scoring", quiet)

@@ -161,7 +161,6 @@ class _FixedBasePow:
     def __init__(self, base, modulus, exp_bits: int, expected: int, workers: int = 1, comb: bool = False):
         self.base, self.modulus = gmpy2.mpz(base), gmpy2.mpz(modulus)
         kind = choose_table(exp_bits, expected, self.modulus.bit_length(), workers, comb)
-        self.kind = kind
         if kind[0] == "comb":
             self.table = CombTable(base, modulus, exp_bits, kind[1], kind[2])
         elif kind[0] == "window":

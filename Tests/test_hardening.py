@@ -282,8 +282,9 @@ def lone_private_key_with_p_equal_to_q(w):
 
 
 def overflowing_answer(n, p, q):
-    """A valid ciphertext (a unit below n²) of n − 1: every slot overflows."""
-    return format((1 + (n - 1) * n) % (n * n), "x")
+    """A valid ciphertext of 0 (the unit 1): every declared slot is 0, which no sum inside the
+    declared bounds gives (each lies in [1, 2^k))."""
+    return "1"
 
 
 def another_n(d):

@@ -69,7 +69,7 @@ def test_packed_score_decrypts_to_every_record(keypair):
     X = codec.encode_features(x, lower, upper, [str(i) for i in range(d)])
     cts = encrypt_packed(Encryptor(public, private, expected=d), codec, X)
     W, B = codec.encode_weights(w), codec.encode_intercept(b)
-    result = score_packed(Encryptor(public, expected=1), codec, W, B, cts, m)
+    result = score_packed(public, codec, W, B, cts, m)
     sums = decrypt_packed(private, codec, result, m)
     assert sums == [sum(a * c for a, c in zip(W, row)) + B for row in X]
     np.testing.assert_allclose([codec.decode(s) for s in sums], x @ w + b, rtol=0, atol=1e-10)
@@ -81,8 +81,7 @@ def test_scores_are_rerandomized(keypair):
     codec = design_codec([0.0], [1.0], [0.5], 0.0)
     cts = encrypt_packed(Encryptor(public), codec, [[codec.encode_bound(1.0)]])
     W, B = codec.encode_weights([0.5]), codec.encode_intercept(0.0)
-    enc = Encryptor(public)
-    r1, r2 = (score_packed(enc, codec, W, B, cts, 1) for _ in range(2))
+    r1, r2 = (score_packed(public, codec, W, B, cts, 1) for _ in range(2))
     assert r1 != r2
     # Without re-randomization the result would be exactly c^W: check we are not returning that.
     assert r1 != gmpy2.powmod(cts[0], W[0], public.n_sq) * (1 + codec.pack_offset(B, 1) * public.n) % public.n_sq

@@ -1,6 +1,8 @@
 """The company's side: encrypted features → encrypted predictions, with the public key only.
 
-Imports neither pandas nor scikit-learn: the parameters are JSON, the maths is gmpy2.
+Imports neither pandas nor scikit-learn: the parameters are JSON, the maths is gmpy2. Of the
+customer's key only ``n`` is used: every answer is masked above its declared slots and
+re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.score_packed`).
 """
 from __future__ import annotations
 
@@ -8,7 +10,7 @@ from typing import Iterable, Iterator
 
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
 from .errors import DocumentError, KeyMismatchError
-from .paillier import Encryptor, score_packed
+from .paillier import score_packed
 from .parallel import Recipe, ordered_map
 
 
@@ -30,13 +32,20 @@ def predictions_header(doc: EncryptedFeatures, params: ModelParameters) -> Encry
                                 spec.target, spec.transform, [])
 
 
-def _score_job(state, batch: Batch) -> Batch:
-    encryptor, codec, W, B = state
-    return Batch(list(batch.ids), [score_packed(encryptor, codec, W, B, batch.ciphertexts, len(batch.ids))])
+def scoring_state(doc: EncryptedFeatures, params: ModelParameters) -> tuple:
+    """What scoring one batch needs: small and picklable (public key, codec, integer weights)."""
+    W, B = params.integer_weights()
+    return doc.public_key, doc.codec, W, B
 
 
-def _score_state(public, expected, workers, codec, W, B):
-    return Encryptor(public, expected=expected, workers=workers), codec, W, B
+def score_batch(state: tuple, batch: Batch) -> Batch:
+    """One batch's answer: a single masked, server-re-randomized ciphertext for its records."""
+    public, codec, W, B = state
+    return Batch(list(batch.ids), [score_packed(public, codec, W, B, batch.ciphertexts, len(batch.ids))])
+
+
+def _state(*args):
+    return args
 
 
 def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: ModelParameters,
@@ -46,12 +55,10 @@ def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: Model
     On a Dask ``scheduler``, what travels is the public key, the integer weights and the
     ciphertexts."""
     check_compatible(doc, params)
-    W, B = params.integer_weights()
     workers = min(workers, max(1, expected_batches))
-    expected = max(1, expected_batches)
-    recipe = Recipe(_score_state, (doc.public_key, expected, workers, doc.codec, W, B),
-                    key=f"score:{doc.public_key.fingerprint}:{params.spec.fingerprint}:{expected}")
-    return ordered_map(_score_job, batches, recipe, workers, scheduler)
+    state = scoring_state(doc, params)
+    recipe = Recipe(_state, state, key=f"score:{doc.public_key.fingerprint}:{params.spec.fingerprint}")
+    return ordered_map(score_batch, batches, recipe, workers, scheduler)
 
 
 def score_encrypted(doc: EncryptedFeatures, params: ModelParameters, workers: int = 1) -> EncryptedPredictions:

@@ -111,12 +111,17 @@ class FixedPointCodec:
         return self.pack([intercept_int + self.offset] * m)
 
     def unpack(self, total: int, m: int) -> list[int]:
-        """Inverse of the scored packing: the ``m`` signed sums ``Σ W·X + B`` in ``total``."""
+        """The ``m`` signed sums ``Σ W·X + B`` held in the declared slots of ``total``.
+
+        Only the declared slots are read: the bits above them carry the server's random mask.
+        A slot of 0 cannot come from a sum inside the declared bounds (``|Σ W·X + B| < Δ``), so
+        it means the plaintext is not one this codec produced."""
         k, mask, off = self.slot_bits, (1 << self.slot_bits) - 1, self.offset
         total = int(total)
-        if total >> (k * m):
+        slots = [(total >> (k * j)) & mask for j in range(m)]
+        if not all(slots):
             raise EncodingRangeError("decrypted value overflows its slots (wrong key, model or codec)")
-        return [((total >> (k * j)) & mask) - off for j in range(m)]
+        return [s - off for s in slots]
 
     def decode(self, s: int) -> float:
         """A signed slot sum back to the model's output, correctly rounded to float."""

@@ -12,9 +12,11 @@ is fixed, ``h_s^α`` is a *fixed-base* exponentiation: a precomputed window tabl
 about ``|α|/w`` multiplications. The key owner can additionally work modulo ``p²`` and ``q²``
 (CRT), where multiplications are about four times cheaper.
 
-Scoring computes ``∏ c_i^{W_i} · Enc(Σ_j (B + Δ)·2^(kj))``: negative weights are raised to
-``|W_i|`` and inverted once per result, and the fresh encryption of the offset re-randomizes
-the result, so the customer cannot recover ``∏ r_i^{W_i}`` (and from it the weights).
+Scoring computes ``∏ c_i^{W_i} · (1 + (Σ_j (B + Δ)·2^(kj) + mask)·n) · r^n``: negative
+weights are raised to ``|W_i|`` and inverted once per result; the mask fills every plaintext
+bit above the batch's declared slots with server randomness, and ``r^n`` (``r`` uniform, from
+the server) re-randomizes the result. Neither uses anything from the customer's key but ``n``:
+the customer chose that key, and could have chosen an ``h_s`` whose powers it can strip.
 """
 from __future__ import annotations
 
@@ -256,20 +258,58 @@ def multi_pow(bases: Sequence, exponents: Sequence[int], modulus, window: int = 
     return result if result is not None else gmpy2.mpz(1)
 
 
-def score_packed(encryptor: Encryptor, codec: FixedPointCodec, weights: Sequence[int],
-                 intercept: int, ciphertexts: Sequence, m: int) -> gmpy2.mpz:
-    """Encrypted ``Σ W_i·P_i + Σ_j (B + Δ)·2^(kj)``, freshly re-randomized.
+def server_noise(public: PublicKey) -> gmpy2.mpz:
+    """``r^n mod n²`` for ``r`` uniform in ``Z_n^*``, from :mod:`secrets`: an encryption of zero
+    whose randomness comes from the server alone.
 
-    ``ciphertexts`` must already be validated against the key (see ``PublicKey.check_ciphertext``).
-    Negative weights are raised to ``|W_i|`` in a second product that is inverted once.
+    The customer chose the key, so anything derived from it (``h_s`` above all) may have a small
+    or secret order that keeps the answer's randomness where the key owner can strip it; ``r^n``
+    with a fresh uniform ``r`` is the one re-randomizer whose distribution the customer cannot
+    shape. One full exponentiation (an ``|n|``-bit exponent modulo ``n²``) per answer ciphertext.
     """
-    n_sq = encryptor.public.n_sq
+    n = int(public.n)
+    while True:
+        r = secrets.randbelow(n - 1) + 1
+        if gmpy2.gcd(r, public.n) == 1:  # always, unless r reveals a factor of n
+            return gmpy2.powmod(r, public.n, public.n_sq)
+
+
+def mask_undeclared(public: PublicKey, codec: FixedPointCodec, m: int) -> int:
+    """A uniform random multiple of ``2^(m·k)``, added to the plaintext above the ``m`` declared
+    slots so that whatever a crafted ciphertext put there reaches the customer masked.
+
+    ``U`` is uniform in ``[0, T)`` with ``T = ⌊n / 2^(m·k)⌋``, so an honest sum (below
+    ``2^(m·k)``) plus the mask stays below ``n``: no wrap, the declared slots are untouched. For
+    a dishonest plaintext ``S = S_lo + 2^(m·k)·S_hi`` (any ``S_hi ≤ T``) the customer sees a
+    function of ``S_lo`` and ``S_hi + U``; the latter takes at most ``2T + 1`` values, each
+    ``S_hi`` spreading uniformly over ``T`` of them, so it reveals under
+    ``log2((2T + 1)/T) ≤ log2 3`` bits about ``S_hi``. An answer thus reveals at most ``m·k``
+    bits (the declared slots) plus less than 2 bits about the weights, however it was crafted.
+    """
+    shift = codec.slot_bits * m
+    span = int(public.n) >> shift
+    return secrets.randbelow(span) << shift if span > 1 else 0
+
+
+def score_packed(public: PublicKey, codec: FixedPointCodec, weights: Sequence[int],
+                 intercept: int, ciphertexts: Sequence, m: int) -> gmpy2.mpz:
+    """Encrypted ``Σ W_i·P_i + Σ_j (B + Δ)·2^(kj) + mask``, re-randomized by the server.
+
+    ``ciphertexts`` must already be validated against the key (see ``PublicKey.check_ciphertext``);
+    ``m`` is the number of records the batch declares (its ids): slots above them are masked
+    (:func:`mask_undeclared`) and the result is multiplied by :func:`server_noise`, so neither
+    the customer's key nor its ciphertexts can shape what the answer reveals. Negative weights
+    are raised to ``|W_i|`` in a second product that is inverted once.
+    """
+    n, n_sq = public.n, public.n_sq
     if len(ciphertexts) != len(weights):
         raise ValueError("one ciphertext per weight expected")
     pos = multi_pow([c for c, w in zip(ciphertexts, weights) if w > 0], [w for w in weights if w > 0], n_sq)
     neg = multi_pow([c for c, w in zip(ciphertexts, weights) if w < 0], [-w for w in weights if w < 0], n_sq)
     result = pos * gmpy2.invert(neg, n_sq) % n_sq if neg != 1 else pos
-    return result * encryptor.encrypt(codec.pack_offset(intercept, m)) % n_sq
+    plain = (codec.pack_offset(intercept, m) + mask_undeclared(public, codec, m)) % n
+    # (1 + a·n)·(1 + b·n) = 1 + (a + b)·n mod n²: adding a plaintext costs one multiplication.
+    return result * (1 + plain * n) % n_sq * server_noise(public) % n_sq
 
 
 def decrypt_packed(private: PrivateKey, codec: FixedPointCodec, ciphertext, m: int) -> list[int]:

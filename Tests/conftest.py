@@ -58,7 +58,13 @@ def params():
 
 @pytest.fixture
 def stage_dir(tmp_path, monkeypatch):
-    """A working folder with the model artifacts reachable as in the repository root."""
+    """A customer's working folder: the model's public files (``col_tnf.pkl`` and
+    ``Encrypted_ModelParameters/Model.json``, as the company publishes them), nothing else."""
+    import shutil
+
+    (tmp_path / "Encrypted_ModelParameters").mkdir()
+    shutil.copy(ROOT / "Encrypted_ModelParameters" / "Model.json", tmp_path / "Encrypted_ModelParameters")
+    shutil.copy(ROOT / "col_tnf.pkl", tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

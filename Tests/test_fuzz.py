@@ -277,7 +277,7 @@ def test_decrypting_whatever_passes_the_reader(d):
     doc = only_ppml_errors(EncryptedPredictions.from_dict, d, valid()["public"])
     if doc is None:
         return
-    pairs = only_ppml_errors(decrypt_predictions, doc, valid()["private"]) or []
+    pairs = only_ppml_errors(decrypt_predictions, doc, valid()["private"], valid()["spec"]) or []
     for _, value in pairs:
         assert isinstance(value, float)
 
@@ -290,7 +290,7 @@ def test_decrypting_an_answer_with_a_tampered_codec():
     d["codec"]["feature_bits"] = 0
     doc = EncryptedPredictions.from_dict(d, valid()["public"])
     with pytest.raises(PpmlError):
-        decrypt_predictions(doc, valid()["private"])
+        decrypt_predictions(doc, valid()["private"], valid()["spec"])
 
 
 # ---------------------------------------------------------------------------------------------

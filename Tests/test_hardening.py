@@ -263,13 +263,14 @@ def private_key_of_other_factors(w):
 def composite_factor_key_pair(w):
     """n = a·b·c passes every public-key check; p = a·b, q = c has p·q = n but would decrypt to
     garbage without any error."""
-    from ppml.paillier.keys import PublicKey, _random_prime, fingerprint_of
+    from ppml.paillier.keys import PublicKey, _blum_prime
 
-    a, b, c = _random_prime(340), _random_prime(340), _random_prime(344)
+    (a, *_), (b, *_), (c, *_) = _blum_prime(340), _blum_prime(340), _blum_prime(344)
     n = a * b * c
     public = PublicKey(n, gmpy2.powmod(4, n, n * n))
     Path(PUBLIC).write_text(files.dump_json(public.to_dict()))
-    edit(PRIVATE, lambda d: d.update(fingerprint=fingerprint_of(n), p=format(a * b, "x"), q=format(c, "x")))
+    edit(PRIVATE, lambda d: d.update(fingerprint=public.fingerprint, h_s=format(public.h_s, "x"),
+                                     p=format(a * b, "x"), q=format(c, "x")))
 
 
 def lone_private_key_with_p_equal_to_q(w):
@@ -278,7 +279,7 @@ def lone_private_key_with_p_equal_to_q(w):
 
     Path(PUBLIC).unlink()
     p = int(json.loads(Path(PRIVATE).read_text())["p"], 16)
-    edit(PRIVATE, lambda d: d.update(q=d["p"], fingerprint=fingerprint_of(p * p)))
+    edit(PRIVATE, lambda d: d.update(q=d["p"], fingerprint=fingerprint_of(p * p, int(d["h_s"], 16))))
 
 
 def overflowing_answer(n, p, q):
@@ -446,7 +447,7 @@ CASES = [
          f"Error: {PRIVATE}: permissions 0644 are too open: the private key must be readable by its "
          f"owner only (chmod 600 {PRIVATE})"),
     case("public-key-tampered-n", lambda w: edit(PUBLIC, another_n), "encrypt",
-         ["records.csv", WEAK], 1, f"Error: {PUBLIC}: fingerprint does not match n (the key file was altered)"),
+         ["records.csv", WEAK], 1, f"Error: {PUBLIC}: fingerprint does not match n and h_s (the key file was altered)"),
     case("public-key-even-n", lambda w: edit(PUBLIC, lambda d: d.update(n=format(int(d["n"], 16) + 1, "x"))),
          "encrypt", ["records.csv", WEAK], 1, f"Error: {PUBLIC}: n is not an RSA modulus (it is even or prime)"),
     case("public-key-empty", write(PUBLIC, b""), "encrypt", ["records.csv", WEAK], 1,

@@ -20,11 +20,11 @@ def test_generated_key_has_requested_size_and_valid_djn_generator(keypair):
     assert private.raw_decrypt(public.h_s) == 0
 
 
-def test_fingerprint_is_sha256_of_n():
+def test_fingerprint_is_sha256_of_n_and_h_s():
     import hashlib
 
-    n = 0xC0FFEE
-    assert fingerprint_of(n) == "sha256:" + hashlib.sha256(bytes.fromhex("c0ffee")).hexdigest()
+    assert fingerprint_of(0xC0FFEE, 0x2A) == "sha256:" + hashlib.sha256(b"c0ffee:2a").hexdigest()
+    assert fingerprint_of(0xC0FFEE, 0x2B) != fingerprint_of(0xC0FFEE, 0x2A)
 
 
 def test_key_dicts_round_trip(keypair):
@@ -56,11 +56,12 @@ def test_private_key_of_another_public_key_is_refused(keypair, other_keypair):
 
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(n=d["n"][:-1] + "0"), "n is not an RSA modulus (it is even or prime)"),
-    (lambda d: d.update(fingerprint="sha256:" + "0" * 64), "fingerprint does not match n (the key file was altered)"),
+    (lambda d: d.update(fingerprint="sha256:" + "0" * 64), "fingerprint does not match n and h_s (the key file was altered)"),
     (lambda d: d.update(bits=2048), "declared size 2048 does not match n (1024 bits)"),
     (lambda d: d.update(n="xyz"), "field 'n' is not hexadecimal"),
     (lambda d: d.update(h_s="0"), "field 'h_s' must be greater than 1"),
-    (lambda d: d.update(version=2), "version 2 is not supported (supported: 1)"),
+    (lambda d: d.update(version=1), "version 1 is not supported (supported: 2; create a new pair with "
+                                    "`python -m ppml keygen --force`)"),
     (lambda d: d.update(format="rsa"), "format is 'rsa', expected 'ppml.paillier-public-key'"),
 ])
 def test_tampered_public_key_is_refused(keypair, change, message):

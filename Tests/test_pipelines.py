@@ -92,7 +92,7 @@ def test_folder_mode_processes_once_skips_done_and_reports_failures(tmp_path, bu
 
     r = stage(score_command, ["Encrypted_Data", "--params", PARAMS, *WEAK])
     assert r.exit_code == 0 and r.stderr.endswith("score Encrypted_Data: processed 2, skipped 0, failed 0\n")
-    r = stage(decrypt_command, ["Encrypted_Predicted_value", *WEAK])
+    r = stage(decrypt_command, ["Encrypted_Predicted_value", "--model", str(ROOT), *WEAK])
     assert r.exit_code == 0 and sorted(os.listdir("Predictions")) == ["monday.csv", "tuesday.csv"]
     monday = _predictions("Predictions/monday.csv")
     _assert_matches_plaintext(monday, bundled_raw.iloc[:50], pipeline)
@@ -104,7 +104,7 @@ def test_folder_mode_processes_once_skips_done_and_reports_failures(tmp_path, bu
     assert {p: os.stat(f"Encrypted_Data/{p}").st_mtime_ns for p in os.listdir("Encrypted_Data")} == before
     r = stage(score_command, ["Encrypted_Data", "--params", PARAMS, *WEAK, "-q"])
     assert (r.exit_code, r.stderr) == (0, "")
-    r = stage(decrypt_command, ["Encrypted_Predicted_value", *WEAK])
+    r = stage(decrypt_command, ["Encrypted_Predicted_value", "--model", str(ROOT), *WEAK])
     assert r.stderr == "decrypt Encrypted_Predicted_value: processed 0, skipped 2, failed 0\n"
 
     # A changed input is redone.
@@ -136,7 +136,7 @@ def test_dask_cluster_gives_the_local_predictions(tmp_path, bundled_raw):
                                           "--scheduler", address, *WEAK], catch_exceptions=False)
         assert r.exit_code == 0, r.output
     for name in ("local", "dask"):
-        r = runner.invoke(decrypt_command, [f"{name}_answer.json", "-o", f"{name}.csv", *WEAK], catch_exceptions=False)
+        r = runner.invoke(decrypt_command, [f"{name}_answer.json", "-o", f"{name}.csv", "--model", str(ROOT), *WEAK], catch_exceptions=False)
         assert r.exit_code == 0
     assert _predictions("dask.csv") == _predictions("local.csv")
     assert open("dask.json").read() != open("local.json").read()  # fresh randomness, same answers

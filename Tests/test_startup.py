@@ -55,7 +55,7 @@ def test_server_scores_without_pandas_sklearn_or_numpy(answered):
 def test_decryption_imports_nothing_heavy(answered):
     _loaded("ServerModelRun.py", ["--params", str(ROOT / "Encrypted_ModelParameters"), "--allow-weak-key", "-q"],
             answered)
-    assert _loaded("CustomerDecrypts.py", ["--allow-weak-key", "-q"], answered) == "[]"
+    assert _loaded("CustomerDecrypts.py", ["--model", str(ROOT), "--allow-weak-key", "-q"], answered) == "[]"
 
 
 @pytest.mark.parametrize("script", ["CustomerEncrypts.py", "ServerModelRun.py", "CustomerDecrypts.py"])

@@ -264,7 +264,7 @@ def _encrypted_predictions(model_dir, csv_path, keypair) -> dict:
     answer.batches = list(server.score_stream(doc, doc.batches, params, 1, len(doc.batches)))
     answer = EncryptedPredictions.from_dict(json.loads(json.dumps(answer.to_dict())), public)
     assert (answer.target, answer.transform) == (spec.target, spec.transform)
-    return dict(itertools.chain.from_iterable(customer.decrypt_stream(answer, answer.batches, private)))
+    return dict(itertools.chain.from_iterable(customer.decrypt_stream(answer, answer.batches, private, spec)))
 
 
 @pytest.mark.parametrize("source", ["synthetic", "public"])

@@ -224,7 +224,7 @@ def run_ours(raw, ids, model: Model, public, private, workers: int, reference, o
     answer = server.predictions_header(header, model.params)
     scored = list(server.score_stream(header, batches, model.params, workers, expected_batches=len(batches)))
     t2 = time.perf_counter()
-    pairs = [p for chunk in customer.decrypt_stream(answer, scored, private, workers) for p in chunk]
+    pairs = [p for chunk in customer.decrypt_stream(answer, scored, private, spec, workers) for p in chunk]
     t3 = time.perf_counter()
     features_path, answer_path = out_dir / "data.jsonl", out_dir / "answer.jsonl"
     with DocumentWriter(features_path, header.header(), jsonl=True) as writer:
@@ -283,7 +283,7 @@ def run_streaming(n: int, records: Records, model: Model, public, private, worke
     incoming = (predictions.parse_batch(b, i, public) for i, b in enumerate(reader.batches()))
     log_prices = np.full(n, np.nan)  # 8 bytes per record: the only per-record state kept
     batches = 0
-    for chunk in customer.decrypt_stream(predictions, incoming, private, workers):
+    for chunk in customer.decrypt_stream(predictions, incoming, private, spec, workers):
         batches += 1
         for i, price in chunk:
             log_prices[i] = math.log(price)

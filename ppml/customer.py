@@ -214,6 +214,23 @@ def encrypt_features(x, ids: Sequence, spec: ModelSpec, public: PublicKey,
     return doc
 
 
+def check_answer(header: EncryptedPredictions, spec: ModelSpec, private: PrivateKey) -> None:
+    """The customer trusts its own files only: an answer must be for its key and for the model
+    it holds (``Model.json``), with that model's codec and slot count; how the answer is decoded
+    (codec, target, transform) then comes from ``spec``, never from the answer."""
+    if header.key_fingerprint != private.fingerprint:
+        raise KeyMismatchError("the predictions were encrypted for another key")
+    if header.model_fingerprint != spec.fingerprint:
+        raise KeyMismatchError(f"answers from model {header.model_fingerprint[:19]}…, not from the customer's "
+                               f"model ({spec.fingerprint[:19]}…, Model.json of --model)")
+    if header.codec != spec.codec:
+        raise KeyMismatchError(f"the answer's codec {header.codec.to_dict()} is not the model's "
+                               f"{spec.codec.to_dict()}")
+    if header.slots != spec.codec.slots_for(private.public.bits):
+        raise KeyMismatchError(f"the answer packs {header.slots} records per ciphertext; the model and key "
+                               f"give {spec.codec.slots_for(private.public.bits)}")
+
+
 def _decrypt_job(state, batch: Batch) -> list[tuple]:
     private, codec, transform = state
     sums = decrypt_packed(private, codec, batch.ciphertexts[0], len(batch.ids))
@@ -221,17 +238,18 @@ def _decrypt_job(state, batch: Batch) -> list[tuple]:
 
 
 def decrypt_stream(header: EncryptedPredictions, batches: Iterable[Batch], private: PrivateKey,
-                   workers: int = 1) -> Iterator[list[tuple]]:
-    """``(id, prediction)`` pairs per batch, in input order, in the target's own units."""
-    if header.key_fingerprint != private.fingerprint:
-        raise KeyMismatchError("the predictions were encrypted for another key")
-    return ordered_map(_decrypt_job, batches, Recipe(_as_tuple, (private, header.codec, header.transform)), workers)
+                   spec: ModelSpec, workers: int = 1) -> Iterator[list[tuple]]:
+    """``(id, prediction)`` pairs per batch, in input order, in the target's own units, decoded
+    with the customer's own model description ``spec`` (see :func:`check_answer`)."""
+    check_answer(header, spec, private)
+    return ordered_map(_decrypt_job, batches, Recipe(_as_tuple, (private, spec.codec, spec.transform)), workers)
 
 
 def _as_tuple(*args):
     return args
 
 
-def decrypt_predictions(doc: EncryptedPredictions, private: PrivateKey, workers: int = 1) -> list[tuple]:
+def decrypt_predictions(doc: EncryptedPredictions, private: PrivateKey, spec: ModelSpec,
+                        workers: int = 1) -> list[tuple]:
     """In-memory convenience: every ``(id, prediction)`` of a whole document."""
-    return list(itertools.chain.from_iterable(decrypt_stream(doc, doc.batches, private, workers)))
+    return list(itertools.chain.from_iterable(decrypt_stream(doc, doc.batches, private, spec, workers)))

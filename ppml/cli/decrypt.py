@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .common import (Progress, StageTimer, keys_option, quiet_option, refuse_overwriting,
+from .common import (Progress, StageTimer, keys_option, model_option, quiet_option, refuse_overwriting,
                      reports_errors, run_stage, say, verbose_option, weak_key_option, with_source,
                      workers_option)
 
@@ -22,8 +22,7 @@ DEFAULT_FOLDER_OUTPUT = "Predictions"
                    "Without it, one readable line per record is printed. With a folder as ANSWER: "
                    f"the output folder of CSVs (default {DEFAULT_FOLDER_OUTPUT}/).")
 @keys_option
-@click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
-              help="Check that the answers come from this trained model folder's model.")
+@model_option
 @workers_option
 @weak_key_option
 @verbose_option
@@ -36,26 +35,28 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, allow_weak_key
     Encrypted_Predicted_value/answer.json), - for stdin, or a folder: then every *.json /
     *.jsonl in it without an up-to-date CSV is decrypted into the output folder (cron mode).
     Predictions are in the target's own units (for the laptop model: the price, exp of the
-    model's log price).
+    model's log price). How to decode them (codec, target, transform) comes from the model
+    folder's Model.json (--model), never from the answer: an answer from another model or
+    with another codec is refused.
     """
     from .. import artifacts
     from ..keystore import KeyStore
 
     timer = StageTimer(verbose)
-    expected_model = artifacts.load_spec(model_dir).fingerprint if model_dir is not None else None
+    spec = artifacts.load_spec(model_dir)
     store = KeyStore(keys_dir)
     keys = _LazyKey(store, allow_weak_key)
-    job = dict(keys=keys, expected_model=expected_model, workers=workers, timer=timer, quiet=quiet)
+    job = dict(keys=keys, spec=spec, workers=workers, timer=timer, quiet=quiet)
     run_stage(answer, output, lambda src, dst: _decrypt_file(src, dst, **job), default_file=None,
               default_folder=DEFAULT_FOLDER_OUTPUT, suffixes=(".json", ".jsonl"),
               out_name=lambda p: Path(p).stem + ".csv", quiet=quiet, what="decrypt")
     timer.report()
 
 
-def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
+def _decrypt_file(answer, output, keys, spec, workers, timer, quiet):
     from .. import customer, files
     from ..documents import EncryptedPredictions, check_count
-    from ..errors import KeyMismatchError, PpmlError
+    from ..errors import PpmlError
     from ..streams import DocumentReader
 
     source = files.display_name(answer)
@@ -65,9 +66,7 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
         private = keys.get()
     try:
         doc = EncryptedPredictions.parse_header(reader.header, private.public)
-        if expected_model is not None and doc.model_fingerprint != expected_model:
-            raise KeyMismatchError(f"answers from model {doc.model_fingerprint[:19]}…, not from the "
-                                   f"model given with --model ({expected_model[:19]}…)")
+        customer.check_answer(doc, spec, private)
     except PpmlError as e:
         raise e.with_source(source)
     refuse_overwriting(output, [answer], keys.store)
@@ -77,7 +76,7 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
 
     def rows():
         nonlocal batches, records
-        for pairs in with_source(customer.decrypt_stream(doc, parsed, private, workers), source):
+        for pairs in with_source(customer.decrypt_stream(doc, parsed, private, spec, workers), source):
             batches += 1
             records += len(pairs)
             progress.update(len(pairs))
@@ -91,7 +90,7 @@ def _decrypt_file(answer, output, keys, expected_model, workers, timer, quiet):
         if output is None:
             # Printed only once the whole answer has been checked (a person reads this; CSV
             # output streams instead).
-            lines = [f"{rid}: {doc.target} = {_readable(value)}\n" for pairs in rows() for rid, value in pairs]
+            lines = [f"{rid}: {spec.target} = {_readable(value)}\n" for pairs in rows() for rid, value in pairs]
             click.echo("".join(lines), nl=False)
         elif output == "-":
             sys.stdout.buffer.write(b"id,prediction\n")

@@ -1,18 +1,27 @@
 """Paillier key pairs with a Damgård–Jurik–Nielsen (DJN) public generator.
 
 The public key is ``(n, h_s)`` with ``g = n + 1`` implied (so raw ciphertexts are the ones
-python-paillier produces) and ``h_s = (−x²)^n mod n²`` for a random unit ``x``. Anybody can
-then encrypt as ``(1 + m·n) · h_s^α mod n²`` with a short random exponent ``α`` instead of
-``r^n`` with a full-size ``r`` — see :mod:`ppml.paillier.scheme` for the construction, its
-assumption and the reference. The private key is the factorisation ``p, q``; decryption uses
-the CRT over ``p²`` and ``q²``.
+python-paillier produces) and ``h_s = (−x²)^n mod n²``. Anybody can then encrypt as
+``(1 + m·n) · h_s^α mod n²`` with a short random exponent ``α`` instead of ``r^n`` with a
+full-size ``r`` — see :mod:`ppml.paillier.scheme` for the construction, its assumption and the
+reference.
 
-No file I/O here: ``to_dict``/``from_dict`` give plain JSON-able dicts and validate them.
+Keys are built as the DJN paper builds them: ``p`` and ``q`` are Blum primes
+(``p ≡ q ≡ 3 mod 4``) with ``gcd(p − 1, q − 1) = 2``, so the group of Jacobi-symbol-1 units is
+cyclic of order ``λ = lcm(p − 1, q − 1)``, and ``h = −x²`` is chosen to generate it. Each prime
+is made as ``p = 2·a·P + 1`` with ``a`` (about 64 bits) and ``P`` prime, so the key owner knows
+the factorisation of ``p − 1`` and can *prove* to itself, every time it loads its key, that
+``h_s`` is an n-th residue of full order ``λ`` (:meth:`PrivateKey.check_generator`): a public-key
+file whose ``h_s`` was replaced (by ``±1``, ``1 + n``, an element of small or secret order) is
+refused, never used to "encrypt". The key fingerprint covers ``n`` and ``h_s``.
+
+The private key is the factorisation; decryption uses the CRT over ``p²`` and ``q²`` with
+constant-time exponentiation (``gmpy2.powmod_sec``: the exponents ``p − 1``, ``q − 1`` are
+secret). No file I/O here: ``to_dict``/``from_dict`` give plain JSON-able dicts and validate them.
 """
 from __future__ import annotations
 
 import hashlib
-import math
 import re
 import reprlib
 import secrets
@@ -30,7 +39,8 @@ DEFAULT_KEY_BITS = 3072
 
 PUBLIC_FORMAT = "ppml.paillier-public-key"
 PRIVATE_FORMAT = "ppml.paillier-private-key"
-KEY_VERSION = 1
+#: Version 2: fingerprint over (n, h_s), primes with a known factorisation of p − 1.
+KEY_VERSION = 2
 #: What a hexadecimal field holds (``int(…, 16)`` alone would also take "0x…", "_", spaces, signs).
 HEX = re.compile(r"[0-9a-fA-F]+")
 
@@ -45,10 +55,11 @@ def shown(value) -> str:
     return _SHOW.repr(value)
 
 
-def fingerprint_of(n: int) -> str:
-    """SHA-256 of the big-endian bytes of ``n``: names a key in every document."""
-    n = int(n)
-    return "sha256:" + hashlib.sha256(n.to_bytes((n.bit_length() + 7) // 8, "big")).hexdigest()
+def fingerprint_of(n: int, h_s: int) -> str:
+    """``sha256:`` + SHA-256 of the ASCII text ``"<n hex>:<h_s hex>"`` (lowercase, no leading
+    zeros): names a key in every document. It covers ``h_s`` so that a public key whose
+    generator was swapped no longer matches the private key that records the original."""
+    return "sha256:" + hashlib.sha256(f"{int(n):x}:{int(h_s):x}".encode("ascii")).hexdigest()
 
 
 def check_key_size(bits: int, allow_weak: bool = False) -> None:
@@ -83,7 +94,7 @@ class PublicKey:
 
     @property
     def fingerprint(self) -> str:
-        return fingerprint_of(self.n)
+        return fingerprint_of(self.n, self.h_s)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, PublicKey) and self.n == other.n and self.h_s == other.h_s
@@ -127,30 +138,37 @@ class PublicKey:
             raise KeyFileError("h_s is not a unit modulo n²")
         key = cls(n, h_s)
         if d.get("fingerprint") != key.fingerprint:
-            raise KeyFileError("fingerprint does not match n (the key file was altered)")
+            raise KeyFileError("fingerprint does not match n and h_s (the key file was altered)")
         return key
 
 
 @dataclass(frozen=True, eq=False)
 class PrivateKey:
-    """The factorisation of ``n`` plus CRT constants for fast decryption (and encryption)."""
+    """The factorisation of ``n`` (with the factors of ``p − 1`` and ``q − 1``, which let the
+    owner check its generator) plus CRT constants for fast decryption (and encryption).
+
+    ``p_factors = (a, P)`` means ``p = 2·a·P + 1`` with ``a`` and ``P`` odd primes.
+    """
 
     public: PublicKey
     p: gmpy2.mpz
     q: gmpy2.mpz
+    p_factors: tuple
+    q_factors: tuple
 
     def __post_init__(self):
-        p, q = sorted((gmpy2.mpz(self.p), gmpy2.mpz(self.q)))
+        (p, pf), (q, qf) = sorted(((gmpy2.mpz(self.p), tuple(map(gmpy2.mpz, self.p_factors))),
+                                   (gmpy2.mpz(self.q), tuple(map(gmpy2.mpz, self.q_factors)))))
         if p * q != self.public.n:
             raise KeyMismatchError("p·q ≠ n: the private key does not belong to this public key")
-        object.__setattr__(self, "p", p)
-        object.__setattr__(self, "q", q)
+        for name, value in (("p", p), ("q", q), ("p_factors", pf), ("q_factors", qf)):
+            object.__setattr__(self, name, value)
         p_sq, q_sq = p * p, q * q
         object.__setattr__(self, "_p_sq", p_sq)
         object.__setattr__(self, "_q_sq", q_sq)
         # h_p = L_p(g^(p−1) mod p²)^−1 mod p with g = n + 1 (Paillier, CRT variant).
-        object.__setattr__(self, "_hp", gmpy2.invert(_l(gmpy2.powmod(self.public.n + 1, p - 1, p_sq), p), p))
-        object.__setattr__(self, "_hq", gmpy2.invert(_l(gmpy2.powmod(self.public.n + 1, q - 1, q_sq), q), q))
+        object.__setattr__(self, "_hp", gmpy2.invert(_l(gmpy2.powmod_sec(self.public.n + 1, p - 1, p_sq), p), p))
+        object.__setattr__(self, "_hq", gmpy2.invert(_l(gmpy2.powmod_sec(self.public.n + 1, q - 1, q_sq), q), q))
         object.__setattr__(self, "_p_inv_q", gmpy2.invert(p, q))
 
     @property
@@ -158,10 +176,30 @@ class PrivateKey:
         return self.public.fingerprint
 
     def raw_decrypt(self, c: int) -> gmpy2.mpz:
-        """Plaintext in ``[0, n)`` of ciphertext ``c`` (CRT: two half-size exponentiations)."""
-        mp = _l(gmpy2.powmod(c, self.p - 1, self._p_sq), self.p) * self._hp % self.p
-        mq = _l(gmpy2.powmod(c, self.q - 1, self._q_sq), self.q) * self._hq % self.q
+        """Plaintext in ``[0, n)`` of ciphertext ``c`` (CRT: two half-size exponentiations, in
+        constant time since ``p − 1`` and ``q − 1`` are secret and the company picks ``c``)."""
+        mp = _l(gmpy2.powmod_sec(c, self.p - 1, self._p_sq), self.p) * self._hp % self.p
+        mq = _l(gmpy2.powmod_sec(c, self.q - 1, self._q_sq), self.q) * self._hq % self.q
         return mp + ((mq - mp) * self._p_inv_q % self.q) * self.p
+
+    def check_generator(self) -> None:
+        """Prove that ``h_s`` is what key generation made: an n-th residue of full order
+        ``λ = lcm(p − 1, q − 1)`` (so not ``±1``, not of small or secret order, not ``1 + n``).
+
+        Modulo ``p²`` (cyclic of order ``p(p − 1)``) ``h_s`` is an n-th residue iff
+        ``h_s^(p−1) = 1``, and then has order exactly ``p − 1`` iff ``h_s^((p−1)/ℓ) ≠ 1`` for the
+        three primes ``ℓ ∈ {2, a, P}`` of ``p − 1``; likewise modulo ``q²``. A ``h_s`` that fails
+        would let DJN encryption leak: ``h_s = n² − 1`` turns every ciphertext into ``±(1 + m·n)``.
+        """
+        h_s = self.public.h_s
+        for prime, factors, modulus in ((self.p, self.p_factors, self._p_sq), (self.q, self.q_factors, self._q_sq)):
+            order = prime - 1
+            if gmpy2.powmod_sec(h_s, order, modulus) != 1:
+                raise KeyFileError("h_s is not an n-th residue: the public key's generator was altered "
+                                   "(create a new pair with `python -m ppml keygen --force`)")
+            if any(gmpy2.powmod_sec(h_s, order // ell, modulus) == 1 for ell in (2, *factors)):
+                raise KeyFileError("h_s does not have full order: the public key's generator was altered "
+                                   "(create a new pair with `python -m ppml keygen --force`)")
 
     def to_dict(self) -> dict:
         return {
@@ -170,34 +208,49 @@ class PrivateKey:
             "fingerprint": self.fingerprint,
             "p": format(self.p, "x"),
             "q": format(self.q, "x"),
+            "p_factors": [format(f, "x") for f in self.p_factors],
+            "q_factors": [format(f, "x") for f in self.q_factors],
+            "h_s": format(self.public.h_s, "x"),
         }
 
     @classmethod
     def from_dict(cls, d: dict, public: PublicKey) -> "PrivateKey":
+        """The private key for ``public``, refused unless it is a well-formed pair whose
+        generator passes :meth:`check_generator`."""
         _check_header(d, PRIVATE_FORMAT)
+        same_n = _hex_field(d, "p") * _hex_field(d, "q") == public.n
         if d.get("fingerprint") != public.fingerprint:
+            if same_n:
+                raise KeyFileError("the public key's h_s is not the one its private key records (the public "
+                                   "key file was altered; delete it and it is rebuilt from the private key)")
             raise KeyMismatchError(
                 f"private key {shown(d.get('fingerprint'))} does not belong to public key {public.fingerprint}"
             )
-        return cls(public, *_prime_factors(d, public))
+        if not same_n:
+            raise KeyMismatchError("p·q ≠ n: the private key does not belong to this public key")
+        private = cls.restore(d)
+        if private.public != public:  # the fingerprint matched, so only a hash collision gets here
+            raise KeyMismatchError("the private key does not belong to this public key")
+        return private
 
     @classmethod
     def restore(cls, d: dict) -> "PrivateKey":
-        """The key pair from the private-key file alone, with a fresh DJN generator: for a key
-        folder whose public key was lost (e.g. a run killed between writing the two files). Any
-        generator works: ciphertexts made under the old one decrypt the same."""
+        """The key pair from the private-key file alone (it records ``h_s``): for a key folder
+        whose public key was lost, e.g. a run killed between writing the two files."""
         _check_header(d, PRIVATE_FORMAT)
         p, q = _primes(_hex_field(d, "p"), _hex_field(d, "q"))
-        if fingerprint_of(p * q) != d.get("fingerprint"):
-            raise KeyFileError("fingerprint does not match p·q (the key file was altered)")
-        return cls(PublicKey(p * q, djn_generator(p, q)), p, q)
-
-
-def _prime_factors(d: dict, public: PublicKey) -> tuple[gmpy2.mpz, gmpy2.mpz]:
-    p, q = _hex_field(d, "p"), _hex_field(d, "q")
-    if p * q != public.n:
-        raise KeyMismatchError("p·q ≠ n: the private key does not belong to this public key")
-    return _primes(p, q)
+        p_factors, q_factors = _factors(d, "p_factors", p), _factors(d, "q_factors", q)
+        if gmpy2.gcd(p - 1, q - 1) != 2:
+            raise KeyFileError("gcd(p − 1, q − 1) ≠ 2: not a key this toolkit generates")
+        h_s = _hex_field(d, "h_s")
+        n = p * q
+        if not h_s < n * n or gmpy2.gcd(h_s, n) != 1:
+            raise KeyFileError("h_s is not a unit modulo n²")
+        if fingerprint_of(n, h_s) != d.get("fingerprint"):
+            raise KeyFileError("fingerprint does not match p·q and h_s (the key file was altered)")
+        private = cls(PublicKey(n, h_s), p, q, p_factors, q_factors)
+        private.check_generator()
+        return private
 
 
 def _primes(p: gmpy2.mpz, q: gmpy2.mpz) -> tuple[gmpy2.mpz, gmpy2.mpz]:
@@ -205,6 +258,17 @@ def _primes(p: gmpy2.mpz, q: gmpy2.mpz) -> tuple[gmpy2.mpz, gmpy2.mpz]:
     if p == q or not (gmpy2.is_prime(p) and gmpy2.is_prime(q)):
         raise KeyFileError("p and q are not two distinct primes: not a Paillier private key")
     return p, q
+
+
+def _factors(d: dict, name: str, prime) -> tuple:
+    """``[a, P]`` with ``prime = 2·a·P + 1``, both odd primes (a Blum prime with known ``p − 1``)."""
+    v = d.get(name)
+    if not isinstance(v, list) or len(v) != 2:
+        raise KeyFileError(f"field {name!r} must list the two odd prime factors of (p − 1)/2")
+    a, big = (_hex_field({name: x}, name) for x in v)
+    if 2 * a * big + 1 != prime or a % 2 == 0 or big % 2 == 0 or not (gmpy2.is_prime(a) and gmpy2.is_prime(big)):
+        raise KeyFileError(f"field {name!r} is not the factorisation of (p − 1)/2 into two odd primes")
+    return a, big
 
 
 def _l(u, d):
@@ -216,8 +280,9 @@ def _check_header(d, fmt: str) -> None:
         raise KeyFileError(f"expected a JSON object of format {fmt!r}")
     if d.get("format") != fmt:
         raise KeyFileError(f"format is {shown(d.get('format'))}, expected {fmt!r}")
-    if d.get("version") != KEY_VERSION:
-        raise KeyFileError(f"version {shown(d.get('version'))} is not supported (supported: {KEY_VERSION})")
+    if d.get("version") != KEY_VERSION or isinstance(d.get("version"), bool):
+        raise KeyFileError(f"version {shown(d.get('version'))} is not supported (supported: {KEY_VERSION}; "
+                           "create a new pair with `python -m ppml keygen --force`)")
 
 
 def _hex_field(d: dict, name: str) -> gmpy2.mpz:
@@ -232,38 +297,61 @@ def _hex_field(d: dict, name: str) -> gmpy2.mpz:
     return value
 
 
-def _random_prime(bits: int) -> gmpy2.mpz:
-    """A random prime of exactly ``bits`` bits whose top two bits are set (so p·q has 2·bits)."""
+def _blum_prime(bits: int) -> tuple[gmpy2.mpz, gmpy2.mpz, gmpy2.mpz]:
+    """A random prime ``p = 2·a·P + 1`` of exactly ``bits`` bits with ``p ≥ 3·2^(bits−2)`` (so a
+    product of two has ``2·bits`` bits), ``a`` a prime of about 64 bits and ``P`` a large prime:
+    a Blum prime (``p ≡ 3 mod 4``) whose ``p − 1`` the owner can factor. Returns ``(p, a, P)``.
+
+    ``P`` is drawn once; then only the small ``a`` varies, so each try costs a 64-bit prime and
+    one primality test of ``p`` (p − 1 keeps a large prime factor, so Pollard's p − 1 gains nothing).
+    """
+    big_bits = bits - 66
     while True:
-        candidate = gmpy2.mpz(secrets.randbits(bits) | (3 << (bits - 2)) | 1)
-        p = gmpy2.next_prime(candidate - 2)
-        if p.bit_length() == bits and gmpy2.is_prime(p, 50):
-            return p
+        big = gmpy2.next_prime(gmpy2.mpz(secrets.randbits(big_bits) | (1 << (big_bits - 1))))
+        if big.bit_length() != big_bits:
+            continue
+        lo = -(-(3 << (bits - 2)) // (2 * big))  # smallest a with 2·a·P + 1 ≥ 3·2^(bits−2)
+        hi = ((1 << bits) - 1) // (2 * big)  # largest a with p < 2^bits
+        for _ in range(20 * bits):
+            a = gmpy2.next_prime(lo + secrets.randbelow(int(hi - lo)))
+            p = 2 * a * big + 1
+            if a <= hi and p.bit_length() == bits and gmpy2.is_prime(p, 50):
+                return p, a, big
 
 
 def generate_keypair(bits: int = DEFAULT_KEY_BITS, allow_weak: bool = False) -> tuple[PublicKey, PrivateKey]:
-    """Fresh key pair with an ``bits``-bit modulus and a DJN generator, randomness from ``secrets``."""
+    """Fresh DJN key pair with an ``bits``-bit modulus, randomness from ``secrets``: Blum primes
+    with ``gcd(p − 1, q − 1) = 2`` and a generator of full order (see the module docstring)."""
     if bits % 2:
         raise KeyFileError(f"key size must be even, got {bits}")
     check_key_size(bits, allow_weak)
     half = bits // 2
     while True:
-        p, q = _random_prime(half), _random_prime(half)
+        p, *p_factors = _blum_prime(half)
+        q, *q_factors = _blum_prime(half)
         n = p * q
-        if p != q and n.bit_length() == bits and math.gcd(int(n), int((p - 1) * (q - 1))) == 1:
+        if p != q and n.bit_length() == bits and gmpy2.gcd(p - 1, q - 1) == 2:
             break
-    public = PublicKey(n, djn_generator(p, q))
-    return public, PrivateKey(public, p, q)
+    public = PublicKey(n, djn_generator(p, q, p_factors, q_factors))
+    return public, PrivateKey(public, p, q, p_factors, q_factors)
 
 
-def djn_generator(p, q) -> gmpy2.mpz:
-    """``h_s = h^n mod n²`` for ``h = −x² mod n`` with a random unit ``x`` (DJN)."""
+def djn_generator(p, q, p_factors, q_factors) -> gmpy2.mpz:
+    """``h_s = h^n mod n²`` for ``h = −x² mod n`` of full order ``lcm(p − 1, q − 1)`` (DJN).
+
+    ``−x²`` is a non-square modulo ``p`` and ``q`` (``−1`` is one, for Blum primes); it has full
+    order modulo ``p`` unless ``x²`` misses a factor ``a`` or ``P`` of ``(p − 1)/2``, which a
+    random ``x`` does with probability about ``1/a``: such an ``x`` is drawn again.
+    """
     n = p * q
     while True:
         x = gmpy2.mpz(secrets.randbelow(int(n) - 2) + 2)
-        if gmpy2.gcd(x, n) == 1:
+        if gmpy2.gcd(x, n) != 1:
+            continue
+        h = (-x * x) % n
+        if all(gmpy2.powmod(h, (r - 1) // ell, r) != 1
+               for r, factors in ((p, p_factors), (q, q_factors)) for ell in (2, *factors)):
             break
-    h = (-x * x) % n
     # h^n mod n² via CRT over p², q² (half-size moduli, about 3× faster than direct).
     p_sq, q_sq = p * p, q * q
     hp, hq = gmpy2.powmod(h, n, p_sq), gmpy2.powmod(h, n, q_sq)

@@ -35,3 +35,8 @@ def test_readme_opens_with_the_two_set_up_commands_and_ci_runs_the_second():
     assert run_all.startswith("python -m pip install . && python CustomerEncrypts.py")
     ci = (ROOT / ".ci" / "run").read_text()
     assert run_tests in ci.splitlines()
+    # ... inside a fresh virtual environment, activated before it.
+    lines = ci.splitlines()
+    venv = next(i for i, line in enumerate(lines) if re.match(r"python3? -m venv ", line))
+    activate = next(i for i, line in enumerate(lines) if line.startswith(". ") and "/bin/activate" in line)
+    assert venv < activate < lines.index(run_tests)

@@ -315,6 +315,70 @@ def _figures(n, encrypt_s, score_s, decrypt_s, documents_s, cpu_s, features_byte
 
 
 # ---------------------------------------------------------------------------------------------
+# What the trust boundary costs, per answer ciphertext
+# ---------------------------------------------------------------------------------------------
+def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
+    """Milliseconds per answer ciphertext (one full batch of ``m`` records) for: scoring as
+    before the trust-boundary change (re-randomized by a fresh DJN encryption under the
+    customer's ``h_s``, table sized for the workload) and as now (mask above the declared slots
+    plus the server's own ``r^n``), ``r^n`` alone, and decryption with ``gmpy2.powmod`` (variable
+    time) against ``gmpy2.powmod_sec`` (constant time, what the key owner uses)."""
+    import secrets
+
+    import gmpy2
+
+    from .paillier.scheme import Encryptor, encrypt_packed, multi_pow, score_packed, server_noise
+
+    codec = model.spec.codec
+    m = codec.slots_for(public.bits)
+    W, B = model.params.integer_weights()
+    rows = [[secrets.randbelow(1 << codec.feature_bits) for _ in W] for _ in range(m)]
+    cts = encrypt_packed(Encryptor(public, private, expected=len(W)), codec, rows)
+    old = Encryptor(public, expected=LARGE_BATCHES_FOR_COSTS)
+
+    def before():
+        n_sq = public.n_sq
+        pos = multi_pow([c for c, w in zip(cts, W) if w > 0], [w for w in W if w > 0], n_sq)
+        neg = multi_pow([c for c, w in zip(cts, W) if w < 0], [-w for w in W if w < 0], n_sq)
+        return pos * gmpy2.invert(neg, n_sq) % n_sq * old.encrypt(codec.pack_offset(B, m)) % n_sq
+
+    answer = score_packed(public, codec, W, B, cts, m)
+    p_sq, p1 = private.p ** 2, private.p - 1
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        for _ in range(repeats):
+            fn()
+        return (time.perf_counter() - t0) * 1000 / repeats
+
+    return {
+        "slots": m,
+        "score_before_ms": timed(before),
+        "score_now_ms": timed(lambda: score_packed(public, codec, W, B, cts, m)),
+        "server_noise_ms": timed(lambda: server_noise(public)),
+        "decrypt_powmod_ms": timed(lambda: (gmpy2.powmod(answer, p1, p_sq), gmpy2.powmod(answer, p1, p_sq))),
+        "decrypt_powmod_sec_ms": timed(lambda: private.raw_decrypt(answer)),
+    }
+
+
+#: Workload the "before" re-randomization table is sized for (the old server sized it so).
+LARGE_BATCHES_FOR_COSTS = 10_000
+
+
+def render_crypto_costs(c: dict) -> list[str]:
+    m = c["slots"]
+    return [
+        f"trust boundary, per answer ciphertext ({m} records), one process:",
+        f"  score, before (DJN re-randomization with the customer's h_s): {c['score_before_ms']:.2f} ms"
+        f" ({c['score_before_ms'] / m:.3f} ms/record)",
+        f"  score, now (mask + the server's own r^n):                    {c['score_now_ms']:.2f} ms"
+        f" ({c['score_now_ms'] / m:.3f} ms/record), of which r^n {c['server_noise_ms']:.2f} ms",
+        f"  decrypt, powmod (variable time):                              {c['decrypt_powmod_ms']:.2f} ms",
+        f"  decrypt, powmod_sec (constant time, used):                    {c['decrypt_powmod_sec_ms']:.2f} ms",
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
 # Driver
 # ---------------------------------------------------------------------------------------------
 def benchmark(args) -> dict:
@@ -340,6 +404,7 @@ def benchmark(args) -> dict:
     result["ours"]["peak_self_mb"], result["ours"]["peak_children_mb"] = peak_memory_mb()
     if baseline:
         result["ratio"] = result["original"]["total_ms"] / result["ours"]["total_ms"]
+    result["crypto"] = run_crypto_costs(model, public, private)
     if args.sweep:
         result["sweep"] = run_sweep(args, public, private, workers)
     return result
@@ -432,6 +497,7 @@ def render(result: dict) -> str:
     if orig:
         peak += f" (after the original style alone: {orig['peak_self_mb']:.0f} MB)"
     lines.append(peak + ".")
+    lines += ["", *render_crypto_costs(result["crypto"])]
     if result.get("sweep"):
         lines += ["", *render_sweep(result["sweep"], "size sweep — ours only, each size in a fresh process, "
                                                         "streaming through JSONL files")]

@@ -1,4 +1,4 @@
-"""The JSON documents passed between stages (DESIGN §6): build, validate, parse.
+"""The JSON documents passed between stages: build, validate, parse.
 
 Every document carries ``format``, ``version``, the key fingerprint and/or model fingerprint,
 the codec parameters and record ids; ciphertexts are hexadecimal strings. ``from_dict``
@@ -15,7 +15,8 @@ from typing import Any
 
 from .errors import DocumentError, KeyMismatchError, PpmlError
 from .paillier.codec import FixedPointCodec
-from .paillier.keys import HEX, PublicKey, shown
+from .paillier.keys import PublicKey
+from .validation import check_header as _check_header, hex_int, shown
 
 VERSION = 1
 MODEL_FORMAT = "ppml.model"
@@ -28,14 +29,7 @@ TRANSFORMS = ("identity", "log")
 
 def check_header(d: Any, fmt: str) -> dict:
     """Refuse anything that is not a version-1 object of format ``fmt``, saying what was expected."""
-    if not isinstance(d, dict):
-        raise DocumentError(f"expected a JSON object of format {fmt!r}, got {type(d).__name__}")
-    got = d.get("format")
-    if got != fmt:
-        raise DocumentError(f"format is {shown(got)}, expected {fmt!r}")
-    if d.get("version") != VERSION or isinstance(d.get("version"), bool):
-        raise DocumentError(f"version {shown(d.get('version'))} of {fmt!r} is not supported (supported: {VERSION})")
-    return d
+    return _check_header(d, fmt, VERSION, DocumentError)
 
 
 def _get(d: dict, name: str, kind, what: str):
@@ -115,12 +109,7 @@ def _target(d: dict) -> dict:
 
 def parse_ciphertext(value: Any, key: PublicKey, where: str):
     """A hex string → a validated ciphertext for ``key``."""
-    limit = (2 * key.bits + 3) // 4  # n² < 2^(2·bits)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise DocumentError(f"{where} must be a hexadecimal string of at most {limit} digits")
-    if not HEX.fullmatch(value):
-        raise DocumentError(f"{where} is not hexadecimal")
-    c = int(value, 16)
+    c = hex_int(value, where, (2 * key.bits + 3) // 4, DocumentError)  # n² < 2^(2·bits)
     try:
         return key.check_ciphertext(c, where)
     except KeyMismatchError as e:
@@ -227,10 +216,9 @@ class ModelParameters:
         codec = self.spec.codec
         try:
             W, B = self.integer_weights()
-            bound = abs(B) + sum(max(abs(w * codec.encode_bound(lo)), abs(w * codec.encode_bound(hi)))
-                                 for w, lo, hi in zip(W, self.spec.lower, self.spec.upper))
         except OverflowError:  # e.g. a weight of 1e300 scaled by 2^Fw is beyond any float
             raise DocumentError("the weights or bounds are too large for the codec's fixed-point scale") from None
+        bound = codec.slot_bound(W, B, self.spec.lower, self.spec.upper)
         if bound >= codec.offset:
             raise DocumentError(f"slot width {codec.slot_bits} bits is too small for these weights "
                                 f"and bounds (needs {bound.bit_length() + 1})")

@@ -1,4 +1,4 @@
-"""Fixed-point, packed encoding of feature vectors and linear-model weights (DESIGN §4).
+"""Fixed-point, packed encoding of feature vectors and linear-model weights.
 
 One scale for everything: features ``X = round(x·2^Fx)``, weights ``W = round(w·2^Fw)``,
 intercept ``B = round(b·2^(Fx+Fw))``; a prediction is ``(Σ W·X + B) / 2^(Fx+Fw)``.
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ..errors import DocumentError, EncodingRangeError
-from .keys import shown
+from ..validation import shown
 
 #: Default worst-case bound on |decoded − float model output| (1.2e-10): 8.6× inside the 1e-9
 #: the product promises, while keeping slots narrow (every bit of Fx or Fw widens each slot,
@@ -131,6 +131,16 @@ class FixedPointCodec:
             raise EncodingRangeError("decrypted value is beyond the range of a float "
                                      "(wrong key, model or codec)") from None
 
+    def slot_bound(self, weights_int: Sequence[int], intercept_int: int, lower, upper) -> int:
+        """The largest ``|Σ W·X + B|`` any record inside the declared box can give: the slot
+        width must make it ``< Δ``, so every slot ``Σ W·X + B + Δ`` lies in ``[1, 2^k)``."""
+        try:
+            return abs(intercept_int) + sum(
+                max(abs(w * self.encode_bound(lo)), abs(w * self.encode_bound(hi)))
+                for w, lo, hi in zip(weights_int, lower, upper))
+        except OverflowError:  # e.g. a bound of 1e300 scaled by 2^Fx is beyond any float
+            raise DocumentError("the weights or bounds are too large for the codec's fixed-point scale") from None
+
     def to_dict(self) -> dict:
         return {"feature_bits": self.feature_bits, "weight_bits": self.weight_bits,
                 "slot_bits": self.slot_bits}
@@ -171,29 +181,28 @@ def design_codec(lower: Sequence[float], upper: Sequence[float], weights: Sequen
         raise EncodingRangeError("bounds, weights and intercept must be finite")
     if (lower > upper).any():
         raise EncodingRangeError("every lower bound must be at most its upper bound")
-    sum_w = float(np.abs(w).sum())
-    sum_x = float(np.maximum(np.abs(lower), np.abs(upper)).sum())
-    fx = max(0, math.ceil(math.log2(max(sum_w, tolerance) / tolerance)))
-    fw = max(0, math.ceil(math.log2(max(sum_x, tolerance) / tolerance)))
-    d = len(w)
-    while sum_w * 2.0 ** -(fx + 1) + sum_x * 2.0 ** -(fw + 1) + (d + 2) * 2.0 ** -(fx + fw + 1) > tolerance:
+    fx = max(0, math.ceil(math.log2(max(float(np.abs(w).sum()), tolerance) / tolerance)))
+    fw = max(0, math.ceil(math.log2(max(float(np.maximum(np.abs(lower), np.abs(upper)).sum()), tolerance) / tolerance)))
+    while error_bound(fx, fw, lower, upper, w) > tolerance:
         fx, fw = fx + 1, fw + 1
     probe = FixedPointCodec(fx, fw, 2)
-    W = probe.encode_weights(w)
-    B = probe.encode_intercept(intercept)
-    bound = abs(B) + sum(
-        max(abs(Wi * probe.encode_bound(lo)), abs(Wi * probe.encode_bound(hi)))
-        for Wi, lo, hi in zip(W, lower, upper)
-    )
+    bound = probe.slot_bound(probe.encode_weights(w), probe.encode_intercept(intercept), lower, upper)
     # |Σ W·X + B| ≤ bound < 2^(k−1) = Δ  ⇒  every slot S = Σ W·X + B + Δ lies in [1, 2^k).
     return FixedPointCodec(fx, fw, max(2, bound.bit_length() + 1))
 
 
-def max_abs_error(codec: FixedPointCodec, lower, upper, weights) -> float:
-    """The worst-case decode error that :func:`design_codec` guarantees, for reports."""
+def error_bound(fx: int, fw: int, lower, upper, weights) -> float:
+    """The worst-case ``|decoded − w·x − b|`` over the declared box for scales ``Fx``, ``Fw``
+    (rounding errors ``|e|, |f|, |g| ≤ ½`` of features, weights and intercept):
+    ``Σ(|w_i|·2^−(Fx+1) + |x_i|·2^−(Fw+1) + 2^−(Fx+Fw+2)) + 2^−(Fx+Fw+1)``."""
     import numpy as np
 
     sum_w = float(np.abs(np.asarray(weights, dtype=np.float64)).sum())
-    sum_x = float(np.maximum(np.abs(np.asarray(lower, dtype=np.float64)), np.abs(np.asarray(upper, dtype=np.float64))).sum())
-    fx, fw, d = codec.feature_bits, codec.weight_bits, len(weights)
-    return sum_w * 2.0 ** -(fx + 1) + sum_x * 2.0 ** -(fw + 1) + (d + 2) * 2.0 ** -(fx + fw + 1)
+    sum_x = float(np.maximum(np.abs(np.asarray(lower, dtype=np.float64)),
+                             np.abs(np.asarray(upper, dtype=np.float64))).sum())
+    return sum_w * 2.0 ** -(fx + 1) + sum_x * 2.0 ** -(fw + 1) + (len(weights) + 2) * 2.0 ** -(fx + fw + 1)
+
+
+def max_abs_error(codec: FixedPointCodec, lower, upper, weights) -> float:
+    """The worst-case decode error that :func:`design_codec` guarantees, for reports."""
+    return error_bound(codec.feature_bits, codec.weight_bits, lower, upper, weights)

@@ -22,14 +22,13 @@ secret). No file I/O here: ``to_dict``/``from_dict`` give plain JSON-able dicts 
 from __future__ import annotations
 
 import hashlib
-import re
-import reprlib
 import secrets
 from dataclasses import dataclass, field
 
 import gmpy2
 
 from ..errors import KeyFileError, KeyMismatchError
+from ..validation import check_header, hex_int, shown
 
 #: Smallest modulus accepted without ``allow_weak`` (NIST SP 800-57: 2048 bits ≈ 112-bit security).
 MIN_SECURE_BITS = 2048
@@ -41,25 +40,18 @@ PUBLIC_FORMAT = "ppml.paillier-public-key"
 PRIVATE_FORMAT = "ppml.paillier-private-key"
 #: Version 2: fingerprint over (n, h_s), primes with a known factorisation of p − 1.
 KEY_VERSION = 2
-#: What a hexadecimal field holds (``int(…, 16)`` alone would also take "0x…", "_", spaces, signs).
-HEX = re.compile(r"[0-9a-fA-F]+")
-
-_SHOW = reprlib.Repr()
-_SHOW.maxstring = _SHOW.maxother = 80
-_SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict = 2, 4, 4
-
-
-def shown(value) -> str:
-    """``repr`` of a value read from a file, for an error message: bounded in length, and safe
-    on values nested too deeply for ``repr`` itself."""
-    return _SHOW.repr(value)
-
-
 def fingerprint_of(n: int, h_s: int) -> str:
     """``sha256:`` + SHA-256 of the ASCII text ``"<n hex>:<h_s hex>"`` (lowercase, no leading
     zeros): names a key in every document. It covers ``h_s`` so that a public key whose
     generator was swapped no longer matches the private key that records the original."""
     return "sha256:" + hashlib.sha256(f"{int(n):x}:{int(h_s):x}".encode("ascii")).hexdigest()
+
+
+def crt(a, b, m1, m2, m1_inv):
+    """The ``x mod m1·m2`` with ``x ≡ a (mod m1)`` and ``x ≡ b (mod m2)`` (Garner's form), given
+    ``m1_inv = m1⁻¹ mod m2``: how every CRT result (decryption, the owner's encryption, key
+    generation) is put back together."""
+    return a + ((b - a) * m1_inv % m2) * m1
 
 
 def check_key_size(bits: int, allow_weak: bool = False) -> None:
@@ -180,7 +172,7 @@ class PrivateKey:
         constant time since ``p − 1`` and ``q − 1`` are secret and the company picks ``c``)."""
         mp = _l(gmpy2.powmod_sec(c, self.p - 1, self._p_sq), self.p) * self._hp % self.p
         mq = _l(gmpy2.powmod_sec(c, self.q - 1, self._q_sq), self.q) * self._hq % self.q
-        return mp + ((mq - mp) * self._p_inv_q % self.q) * self.p
+        return crt(mp, mq, self.p, self.q, self._p_inv_q)
 
     def check_generator(self) -> None:
         """Prove that ``h_s`` is what key generation made: an n-th residue of full order
@@ -276,22 +268,11 @@ def _l(u, d):
 
 
 def _check_header(d, fmt: str) -> None:
-    if not isinstance(d, dict):
-        raise KeyFileError(f"expected a JSON object of format {fmt!r}")
-    if d.get("format") != fmt:
-        raise KeyFileError(f"format is {shown(d.get('format'))}, expected {fmt!r}")
-    if d.get("version") != KEY_VERSION or isinstance(d.get("version"), bool):
-        raise KeyFileError(f"version {shown(d.get('version'))} is not supported (supported: {KEY_VERSION}; "
-                           "create a new pair with `python -m ppml keygen --force`)")
+    check_header(d, fmt, KEY_VERSION, KeyFileError, "; create a new pair with `python -m ppml keygen --force`")
 
 
 def _hex_field(d: dict, name: str) -> gmpy2.mpz:
-    v = d.get(name)
-    if not isinstance(v, str) or not v or len(v) > 8192:
-        raise KeyFileError(f"field {name!r} must be a hexadecimal string")
-    if not HEX.fullmatch(v):
-        raise KeyFileError(f"field {name!r} is not hexadecimal")
-    value = gmpy2.mpz(int(v, 16))
+    value = gmpy2.mpz(hex_int(d.get(name), f"field {name!r}", 8192, KeyFileError))
     if value <= 1:
         raise KeyFileError(f"field {name!r} must be greater than 1")
     return value
@@ -355,4 +336,4 @@ def djn_generator(p, q, p_factors, q_factors) -> gmpy2.mpz:
     # h^n mod n² via CRT over p², q² (half-size moduli, about 3× faster than direct).
     p_sq, q_sq = p * p, q * q
     hp, hq = gmpy2.powmod(h, n, p_sq), gmpy2.powmod(h, n, q_sq)
-    return hp + ((hq - hp) * gmpy2.invert(p_sq, q_sq) % q_sq) * p_sq
+    return crt(hp, hq, p_sq, q_sq, gmpy2.invert(p_sq, q_sq))

@@ -26,7 +26,7 @@ from typing import Sequence
 import gmpy2
 
 from .codec import FixedPointCodec
-from .keys import PrivateKey, PublicKey
+from .keys import PrivateKey, PublicKey, crt
 
 #: Upper bound on the memory one window table may take (bytes).
 TABLE_MEMORY_LIMIT = 32 * 2 ** 20
@@ -206,8 +206,7 @@ class Encryptor:
         if self._crt is None:
             return self._pow(alpha)
         p_sq, q_sq, p_sq_inv = self._crt
-        a, b = self._pow_p(alpha), self._pow_q(alpha)
-        return a + ((b - a) * p_sq_inv % q_sq) * p_sq
+        return crt(self._pow_p(alpha), self._pow_q(alpha), p_sq, q_sq, p_sq_inv)
 
     def encrypt(self, plaintext: int) -> gmpy2.mpz:
         """Ciphertext of ``plaintext mod n`` (negative values wrap, as the packed algebra wants)."""
@@ -227,9 +226,10 @@ def encrypt_packed(encryptor: Encryptor, codec: FixedPointCodec,
 def multi_pow(bases: Sequence, exponents: Sequence[int], modulus, window: int = 4) -> gmpy2.mpz:
     """``∏ b_i^{e_i} mod modulus`` for non-negative ``e_i`` by the bucket method (Pippenger):
     per ``window``-bit digit position, multiply each base into the bucket of its digit, then
-    fold the buckets with running products. The squarings are shared by all bases, so 52
-    bases with 49-bit exponents cost about 1,100 multiplications instead of 52 separate
-    exponentiations (measured: 7.4 ms vs 28 ms at 3072 bits)."""
+    fold the buckets with running products. The squarings are shared by all bases, so ``d``
+    bases with ``b``-bit exponents cost about ``b + (d + 2^w)·b/w`` multiplications instead of
+    ``d`` separate exponentiations of about ``1.2·b`` each (for the laptop model's 42 weights of
+    up to 47 bits: about 750 against 2,400)."""
     pairs = [(b, int(e)) for b, e in zip(bases, exponents, strict=True) if e]
     if not pairs:
         return gmpy2.mpz(1)

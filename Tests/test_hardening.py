@@ -205,16 +205,10 @@ def mkdir(path):
 
 
 def truncate_json(path, keep=0.5):
-    """Cut a one-line JSON document; the error position is what ``json`` reports for the cut."""
+    """Cut a one-line JSON document in half."""
     def setup(w):
         text = Path(path).read_text()
-        cut = text[:int(len(text) * keep)]
-        Path(path).write_text(cut)
-        try:
-            json.loads(cut)
-        except json.JSONDecodeError as e:
-            return {"at": f"line {e.lineno} column {e.colno}: {e.msg}"}
-        raise AssertionError("the cut document still parses")
+        Path(path).write_text(text[:int(len(text) * keep)])
     return setup
 
 
@@ -325,7 +319,7 @@ def read_only_output_folder(w):
 
 
 def surrogate(d):
-    d["batches"][0]["ids"][0] = "\ud800"
+    d["batches"][0]["ids"][0] = "\udcff"
 
 
 def records_without_ram(rows, columns):
@@ -465,8 +459,8 @@ CASES = [
          f"Error: {PRIVATE}: is the private key; refusing to overwrite it (choose another output)"),
     # -- ServerModelRun.py: the encrypted-features document ------------------------------------
     case("json-malformed", write(DATA, '{"format": "ppml.encrypted-features",,}'), "score", [WEAK], 3,
-         IN_DATA + "invalid JSON at line 1 column 38: Expecting property name enclosed in double quotes"),
-    case("json-truncated", truncate_json(DATA), "score", [WEAK], 3, IN_DATA + "invalid JSON at {at}"),
+         IN_DATA + "invalid JSON: parse error: invalid object key (must be a string)"),
+    case("json-truncated", truncate_json(DATA), "score", [WEAK], 3, IN_DATA + "invalid JSON: parse error: premature EOF"),
     case("jsonl-without-end-line", drop_last_lines(DATA_JSONL), "score", [DATA_JSONL, WEAK], 3,
          f"Error: {DATA_JSONL}: the stream ended before its end line (truncated document)"),
     case("jsonl-cut-mid-line", cut_jsonl_line(DATA_JSONL, 1), "score", [DATA_JSONL, WEAK], 3,
@@ -477,9 +471,9 @@ CASES = [
     case("json-not-utf8", write(DATA, b'{"format": "\xff"}'), "score", [WEAK], 3, IN_DATA + "is not UTF-8 text"),
     case("json-nested-too-deeply", write(DATA, "[" * 100_000 + "]" * 100_000), "score", [WEAK], 3,
          IN_DATA + "JSON nested too deeply"),
-    case("json-nan-constant", nan_in_document, "score", [WEAK], 3, IN_DATA + "invalid JSON: NaN is not a JSON number"),
+    case("json-nan-constant", nan_in_document, "score", [WEAK], 3, IN_DATA + "invalid JSON: lexical error: invalid char in json text."),
     case("json-integer-too-long", huge_integer_id, "score", [WEAK], 3,
-         IN_DATA + "invalid JSON: a number has too many digits"),
+         IN_DATA + "invalid JSON: an integer does not fit in 64 bits"),
     case("json-not-an-object", write(DATA, "[]"), "score", [WEAK], 3,
          IN_DATA + "expected a JSON object of format 'ppml.encrypted-features', got list"),
     case("wrong-format", nothing, "score", [ANSWER, WEAK], 3,
@@ -526,7 +520,7 @@ CASES = [
          IN_DATA + "a batch holds 0 records, expected 1 to {slots}"),
     case("ids-not-strings-or-integers", doc_edit(lambda d: d["batches"][0]["ids"].__setitem__(0, 1.5)), "score",
          [WEAK], 3, IN_DATA + "record ids must be strings or integers"),
-    case("ids-lone-surrogate", doc_edit(surrogate), "score", [WEAK], 3, IN_DATA + "record ids must be strings or integers"),
+    case("ids-lone-surrogate", doc_edit(surrogate), "score", [WEAK], 3, IN_DATA + "is not UTF-8 text"),
     case("batches-not-a-list", doc_edit(lambda d: d.update(batches={"0": {}})), "score", [WEAK], 3,
          IN_DATA + "field 'batches' must be a list of batches"),
     # -- ServerModelRun.py: the model parameters and the output --------------------------------
@@ -571,7 +565,7 @@ CASES = [
     case("answer-unknown-transform", doc_edit(lambda d: d["target"].update(transform="sqrt"), ANSWER), "decrypt",
          [*SO, WEAK], 3, IN_ANSWER + "target must have a name and a transform in ('identity', 'log')"),
     case("answer-target-lone-surrogate", doc_edit(lambda d: d["target"].update(name="\udcff"), ANSWER), "decrypt",
-         [WEAK], 3, IN_ANSWER + "target must have a name and a transform in ('identity', 'log')"),
+         [WEAK], 3, IN_ANSWER + "is not UTF-8 text"),
     case("answer-unknown-version", doc_edit(lambda d: d.update(version=99), ANSWER), "decrypt", [*SO, WEAK], 3,
          IN_ANSWER + "version 99 of 'ppml.encrypted-predictions' is not supported (supported: 1)"),
     case("answer-empty", write(ANSWER, b"\n\n"), "decrypt", [*SO, WEAK], 3, IN_ANSWER + "is empty, expected a JSON document"),

@@ -88,12 +88,12 @@ def test_folder_mode_processes_once_skips_done_and_reports_failures(tmp_path, bu
     assert r.exit_code == 1
     assert "Error: incoming/broken.csv: row 2, column 'Weight': cannot parse 'heavy' (expected e.g. '1.37kg')\n" in r.stderr
     assert r.stderr.endswith("encrypt incoming: processed 2, skipped 0, failed 1\n")
-    assert sorted(os.listdir("Encrypted_Data")) == ["monday.json", "tuesday.json"]
+    assert sorted(os.listdir("Encrypted_Data")) == [".ppml-manifest.json", "monday.json", "tuesday.json"]
 
     r = stage(score_command, ["Encrypted_Data", "--params", PARAMS, *WEAK])
     assert r.exit_code == 0 and r.stderr.endswith("score Encrypted_Data: processed 2, skipped 0, failed 0\n")
     r = stage(decrypt_command, ["Encrypted_Predicted_value", "--model", str(ROOT), *WEAK])
-    assert r.exit_code == 0 and sorted(os.listdir("Predictions")) == ["monday.csv", "tuesday.csv"]
+    assert r.exit_code == 0 and sorted(os.listdir("Predictions")) == [".ppml-manifest.json", "monday.csv", "tuesday.csv"]
     monday = _predictions("Predictions/monday.csv")
     _assert_matches_plaintext(monday, bundled_raw.iloc[:50], pipeline)
 

@@ -82,3 +82,7 @@ class ArtifactError(PpmlError):
 
 class OutputError(PpmlError):
     """An output that cannot be written (exists and would be overwritten, folder not writable)."""
+
+
+class WorkerError(PpmlError):
+    """A worker process died (a signal, the out-of-memory killer) while a stage ran."""

@@ -1,7 +1,9 @@
-"""Reading and writing the toolkit's files safely (DESIGN §7).
+"""Reading and writing the toolkit's files safely.
 
 Every write is atomic: a temporary file in the destination folder, fsync, ``os.replace``, so a
-killed run leaves the old file or the new one, never half of one. ``-`` means stdin/stdout.
+killed run leaves the old file or the new one, never half of one; new files get the mode the
+user's umask allows. ``-`` means stdin/stdout, where a write error (a full disk) is a failure
+like any other, not a crash.
 """
 from __future__ import annotations
 
@@ -55,7 +57,7 @@ class AtomicFile:
             fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
         except OSError as e:
             raise OutputError(f"cannot write here: {e.strerror}", str(folder)) from None
-        os.fchmod(fd, mode)
+        os.fchmod(fd, mode & ~current_umask())
         self.file = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> None:
@@ -64,6 +66,9 @@ class AtomicFile:
         except OSError as e:  # e.g. the disk is full: drop the partial file, keep the old one
             self.abort()
             raise OutputError(f"cannot write: {e.strerror}", str(self.path)) from None
+
+    def flush(self) -> None:
+        """Nothing to do: the file appears whole at :meth:`commit`."""
 
     def commit(self) -> None:
         try:
@@ -109,6 +114,60 @@ class AtomicFile:
         else:
             self.abort()
         return False
+
+
+class StdoutSink:
+    """stdout as a stage's output, with :class:`AtomicFile`'s interface. A write error (``-o -``
+    into a full disk) is an :class:`OutputError`, and stdout is then pointed at ``/dev/null`` so
+    the interpreter's last flush cannot fail again; a reader that went away (``| head``) is a
+    ``BrokenPipeError``, which the commands turn into a quiet stop."""
+
+    def write(self, data: bytes) -> None:
+        self._guard(sys.stdout.buffer.write, data)
+
+    def flush(self) -> None:
+        self._guard(sys.stdout.buffer.flush)
+
+    commit = flush
+
+    def abort(self) -> None:
+        """Nothing to take back: what was written has gone downstream (a JSON Lines reader
+        refuses a stream without its end line)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        return False
+
+    @staticmethod
+    def _guard(operation, *args) -> None:
+        try:
+            operation(*args)
+        except BrokenPipeError:
+            raise
+        except OSError as e:
+            silence_stdout()
+            raise OutputError(f"cannot write: {e.strerror}", "<stdout>") from None
+
+
+def silence_stdout() -> None:
+    """Point file descriptor 1 at ``/dev/null`` (after a failed or unwanted write to it)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+
+
+def current_umask() -> int:
+    """The process's umask (reading it means setting it, so it is set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path, data: bytes, mode: int = 0o644, overwrite: bool = True) -> None:
@@ -177,12 +236,13 @@ _HELD: dict = {}
 
 
 @contextlib.contextmanager
-def output_lock(path, wait: bool = True, folder_mode: int = 0o777):
+def output_lock(path, timeout: float | None = None, folder_mode: int = 0o777):
     """Hold an exclusive ``fcntl`` lock on the folder of ``path`` while a stage writes into it,
-    so two cron runs never write the same outputs at once; the second waits (or, with
-    ``wait=False``, fails clearly). Locking the folder leaves no lock files behind. Nothing is
-    locked for stdout. Under the lock, temporary files a killed run left for ``path`` are
-    removed (every writer of ``path`` holds this lock, so they cannot be in use)."""
+    so two cron runs never write the same outputs at once; the second waits, up to ``timeout``
+    seconds (None: for ever, 0: not at all), then fails with a clear error. Locking the folder
+    leaves no lock files behind. Nothing is locked for stdout. Under the lock, temporary files
+    a killed run left for ``path`` are removed (every writer of ``path`` holds this lock, so
+    they cannot be in use)."""
     if str(path) == STDIO:
         yield
         return
@@ -205,11 +265,7 @@ def output_lock(path, wait: bool = True, folder_mode: int = 0o777):
             continue
         except OSError as e:
             raise OutputError(f"cannot open output folder: {e.strerror}", str(folder)) from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputError("another run is writing into this folder (lock held)", str(folder)) from None
+        _lock(fd, folder, timeout)
         # While we waited, the run before may have removed the folder (see below): lock the one
         # that is at the path now, or two runs could write into it at once.
         try:
@@ -235,6 +291,26 @@ def output_lock(path, wait: bool = True, folder_mode: int = 0o777):
         os.close(fd)
 
 
+def _lock(fd: int, folder: Path, timeout: float | None) -> None:
+    """``flock`` the folder, waiting at most ``timeout`` seconds."""
+    import time
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                waited = f"for {timeout:g} s" if timeout else "(not waiting)"
+                raise OutputError(f"another run is writing into this folder and held its lock {waited}; try "
+                                  "again later, or wait longer with --wait SECONDS", str(folder)) from None
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 1.0)
+
+
 def _folder_key(folder: Path):
     try:
         st = os.stat(folder)
@@ -243,16 +319,29 @@ def _folder_key(folder: Path):
     return st.st_dev, st.st_ino
 
 
+#: The temporary files :class:`AtomicFile` makes: ``.NAME.XXXXXXXX.tmp``.
+def _temp_pattern(name: str = ".+") -> re.Pattern:
+    return re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp")
+
+
 def remove_stale_temps(path) -> None:
-    """Remove the temporary files :class:`AtomicFile` makes for ``path`` (``.NAME.XXXXXXXX.tmp``);
-    call only while no other writer of ``path`` can be running."""
-    path = Path(path)
-    pattern = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.tmp")
+    """Remove the temporary files :class:`AtomicFile` makes for ``path``; call only while no
+    other writer of ``path`` can be running."""
+    _remove_matching(Path(path).parent, _temp_pattern(re.escape(Path(path).name)))
+
+
+def remove_stale_temps_in(folder) -> None:
+    """Remove every temporary file :class:`AtomicFile` left in ``folder`` (a killed run's); call
+    only while holding the folder's lock."""
+    _remove_matching(Path(folder), _temp_pattern())
+
+
+def _remove_matching(folder: Path, pattern: re.Pattern) -> None:
     try:
-        names = os.listdir(path.parent)
+        names = os.listdir(folder)
     except OSError:
         return
     for name in names:
         if pattern.fullmatch(name):
             with contextlib.suppress(OSError):
-                os.unlink(path.parent / name)
+                os.unlink(folder / name)

@@ -6,7 +6,13 @@ once per process from a small picklable recipe, ``factory(*args)``:
 
 * locally, the parent builds it before forking the pool, and the workers inherit it;
 * on a Dask cluster (``dask.distributed``), the recipe travels to each worker, which builds
-  the state once and keeps it (keyed by ``key``) for every batch it is given.
+  the state once and keeps it (keyed by ``key``, the few most recent only) for every batch
+  it is given.
+
+The local pool is a :class:`concurrent.futures.ProcessPoolExecutor`, which notices a worker
+that dies (``kill -9``, the OOM killer) and says so: the stage fails at once with one line
+instead of waiting forever. Workers ignore SIGINT, so Ctrl-C reaches the parent alone, which
+stops them; nobody prints a traceback.
 
 At most ``window`` batches are in flight, so memory stays flat however long the input is, and
 results come back in input order. Only what the recipe and the items hold travels: the
@@ -16,7 +22,10 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-from collections import deque
+import signal
+from collections import OrderedDict, deque
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Iterator
 
@@ -25,7 +34,10 @@ from typing import Callable, Iterable, Iterator
 LARGE_INPUT_BATCHES = 10_000
 
 _STATE = None  # the state of the current local map, inherited by forked workers
-_CLUSTER_STATES: dict = {}  # per Dask worker process: key → built state
+#: Per Dask worker process: key → built state, most recently used last. Bounded: a worker that
+#: serves many keys or workloads keeps only the newest few tables (each up to 32 MiB).
+_CLUSTER_STATES: OrderedDict = OrderedDict()
+CLUSTER_STATES_KEPT = 2
 
 
 @dataclass(frozen=True)
@@ -47,9 +59,13 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _init(state) -> None:
+def _init_worker(state) -> None:
+    """In each pool worker: ignore Ctrl-C (the parent handles it and stops the pool) and, where
+    workers are spawned rather than forked, take the state that travelled with them."""
     global _STATE
-    _STATE = state
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if state is not None:
+        _STATE = state
 
 
 def _call(fn, item):
@@ -60,6 +76,9 @@ def _call_on_cluster(fn, recipe: Recipe, item):
     state = _CLUSTER_STATES.get(recipe.key)
     if state is None:
         state = _CLUSTER_STATES[recipe.key] = recipe.build()
+        while len(_CLUSTER_STATES) > CLUSTER_STATES_KEPT:
+            _CLUSTER_STATES.popitem(last=False)
+    _CLUSTER_STATES.move_to_end(recipe.key)
     return fn(state, item)
 
 
@@ -71,6 +90,9 @@ def ordered_map(fn: Callable, items: Iterable, recipe: Recipe, workers: int = 1,
         workers: local processes (1 runs in this process).
         scheduler: a Dask scheduler address (``tcp://host:8786``) or a ``distributed.Client``;
             then the batches run on that cluster and ``workers`` is ignored.
+
+    Raises:
+        WorkerError: a worker process died (killed by a signal, or out of memory).
     """
     if scheduler is not None:
         yield from _cluster_map(fn, items, recipe, scheduler, window)
@@ -83,22 +105,43 @@ def ordered_map(fn: Callable, items: Iterable, recipe: Recipe, workers: int = 1,
     window = window or 4 * workers
     global _STATE
     previous, _STATE = _STATE, state
-    if "fork" in mp.get_all_start_methods():
-        pool = mp.get_context("fork").Pool(workers)
-    else:  # pragma: no cover - macOS/Windows: state travels once per worker
-        pool = mp.get_context("spawn").Pool(workers, initializer=_init, initargs=(state,))
+    fork = "fork" in mp.get_all_start_methods()
+    context = mp.get_context("fork" if fork else "spawn")  # elsewhere the state travels once per worker
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                               initargs=(None if fork else state,))
     try:
         pending: deque = deque()
         for item in items:
-            pending.append(pool.apply_async(_call, (fn, item)))
+            pending.append(pool.submit(_call, fn, item))
             if len(pending) >= window:
-                yield pending.popleft().get()
+                yield _result(pending.popleft())
         while pending:
-            yield pending.popleft().get()
+            yield _result(pending.popleft())
     finally:
-        pool.terminate()
-        pool.join()
+        _stop(pool)
         _STATE = previous
+
+
+def _result(future):
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        from .errors import WorkerError
+
+        raise WorkerError("a worker process died (killed by a signal, or out of memory); nothing was "
+                          "written") from None
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Stop the workers now, whatever they are doing (they ignore SIGINT, and results no longer
+    wanted must not keep the stage alive)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    pool.shutdown(wait=True, cancel_futures=True)
+    for process in processes:
+        process.join()
 
 
 def _cluster_map(fn, items, recipe: Recipe, scheduler, window) -> Iterator:

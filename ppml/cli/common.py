@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 
 import click
@@ -34,7 +35,9 @@ def reports_errors(f):
             raise ToolError(str(e), e.exit_code) from None
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): stop quietly, like any Unix filter.
-            _silence_stdout()
+            from ..files import silence_stdout
+
+            silence_stdout()
             sys.exit(1)
         except KeyboardInterrupt:
             raise click.Abort() from None
@@ -47,16 +50,6 @@ def reports_errors(f):
                             EXIT_INTERNAL) from None
 
     return click.option("--debug", is_flag=True, help="Show a traceback on errors.")(wrapper)
-
-
-def _silence_stdout() -> None:
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-    except OSError:
-        pass
 
 
 def weak_key_option(f):
@@ -81,14 +74,6 @@ def workers_option(f):
     return click.option("-j", "--workers", type=click.IntRange(1, 512), default=default_workers(),
                         show_default="all cores",
                         help="Worker processes; results are identical for any number.")(f)
-
-
-def with_source(items, source: str):
-    """Re-raise library errors from a lazy stream with the file they came from."""
-    try:
-        yield from items
-    except PpmlError as e:
-        raise e.with_source(source)
 
 
 def quiet_option(f):
@@ -159,85 +144,65 @@ class StageTimer:
             click.echo(f"timing: {parts} · total {self._clock() - self._t0:.2f} s", err=True)
 
 
-def refuse_overwriting(output, inputs=(), keys=None) -> None:
-    """An output must never replace an input of the same run, nor a key file: inputs are never
-    modified, and a key pair is only ever replaced by ``keygen --force``."""
-    import os
+def wait_option(f):
+    from ..stages import DEFAULT_WAIT
 
-    from ..errors import OutputError
-
-    if output is None or str(output) == "-" or not os.path.exists(output):
-        return
-    protected = [(p, "is also the input; choose another output") for p in inputs if p and str(p) != "-"]
-    if keys is not None:
-        protected += [(keys.private_path, "is the private key; refusing to overwrite it (choose another output)"),
-                      (keys.public_path, "is the public key; refusing to overwrite it (choose another output)")]
-    for path, message in protected:
-        try:
-            same = os.path.samefile(output, path)
-        except OSError:
-            continue
-        if same:
-            raise OutputError(message, str(output))
+    return click.option("--wait", type=click.FloatRange(0), default=DEFAULT_WAIT, show_default=True,
+                        metavar="SECONDS",
+                        help="How long to wait for another run that holds the output folder's lock.")(f)
 
 
-def is_folder(path) -> bool:
-    import os
-
-    return path is not None and str(path) != "-" and os.path.isdir(path)
-
-
-def run_folder(inputs, out_dir, out_name, process, quiet: bool, what: str) -> None:
-    """Cron mode: ``process(input, output)`` for every input whose output is missing or older
-    than it; one failure does not stop the others. Prints ``Error:`` lines for failures and a
-    one-line summary; exits 1 if anything failed. Holds the output folder's lock throughout,
-    so a second run waits and then finds the work done."""
-    import os
-    from pathlib import Path
-
-    from ..files import output_lock
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise ToolError(f"{out_dir}: is not a folder (folder mode writes one output per input)")
-    processed = skipped = failed = 0
-    with output_lock(out_dir / ".lock-anchor"):
-        for source in sorted(inputs):
-            target = out_dir / out_name(source)
-            try:
-                refuse_overwriting(target, [source])  # before the up-to-date test it would pass
-                if target.exists() and os.stat(target).st_mtime >= os.stat(source).st_mtime:
-                    skipped += 1
-                    continue
-                process(source, target)
-                processed += 1
-            except PpmlError as e:
-                failed += 1
-                click.echo(f"Error: {e.with_source(str(source))}", err=True)
-    summary = f"{what}: processed {processed}, skipped {skipped}, failed {failed}"
-    if not quiet or failed:
-        click.echo(summary, err=True)
-    if failed:
-        sys.exit(1)
+def limits_option(f):
+    return click.option("--max-batch-mb", type=click.FloatRange(0, min_open=True), default=None, metavar="MB",
+                        help="Largest batch (JSON Lines line, or batch object) to read; by default sized "
+                             "from the document's key and model, generously.")(f)
 
 
-def run_stage(source, output, process, *, default_file, default_folder, suffixes, out_name, quiet, what) -> None:
+def limits(max_batch_mb):
+    from ..streams import Limits
+
+    return Limits(batch_bytes=None if max_batch_mb is None else int(max_batch_mb * 2 ** 20))
+
+
+class CommandWatch:
+    """The commands' :class:`ppml.stages.Watch`: times each step (``-v``) and draws a progress
+    line on a terminal."""
+
+    def __init__(self, label: str, verbose: bool, quiet: bool):
+        self.timer, self.label, self.quiet = StageTimer(verbose), label, quiet
+        self.progress = None
+
+    def step(self, name: str):
+        return self.timer.stage(name)
+
+    def advance(self, records: int) -> None:
+        if self.progress is None:
+            self.progress = Progress(self.label, self.quiet)
+        self.progress.update(records)
+
+    def end(self) -> None:
+        if self.progress is not None:
+            self.progress.close()
+            self.progress = None
+
+
+def run_stage(source, output, process, *, default_file, default_folder, suffixes, out_name, quiet, what,
+              wait) -> None:
     """One input → one output under the output folder's lock, or (cron) a folder of inputs →
-    a folder of outputs (:func:`run_folder`). ``process(source, output)`` does the work;
-    ``default_file`` None means no output file (decryption printing its lines)."""
-    if is_folder(source):
-        run_folder(folder_inputs(source, suffixes), output or default_folder, out_name,
-                   lambda src, dst: process(str(src), str(dst)), quiet, f"{what} {source}")
+    a folder of outputs, with an ``Error:`` line per failed input and a one-line summary (exit
+    status 1 if anything failed). ``process(source, output)`` does the work; ``default_file``
+    None means no output file (decryption printing its lines)."""
+    from .. import stages
+
+    if source is not None and str(source) != "-" and os.path.isdir(source):
+        report = stages.run_folder(stages.folder_inputs(source, suffixes), output or default_folder, out_name,
+                                   lambda src, dst: process(str(src), str(dst)), wait)
+        for failed, message in report.errors:
+            click.echo(f"Error: {failed}: {message}", err=True)
+        if not quiet or report.failed:
+            click.echo(f"{what} {source}: processed {report.processed}, skipped {report.skipped}, "
+                       f"failed {report.failed}", err=True)
+        if report.failed:
+            sys.exit(1)
         return
-    from ..files import output_lock
-
-    output = output or default_file
-    with output_lock(output) if output is not None else contextlib.nullcontext():
-        process(source, output)
-
-
-def folder_inputs(folder, suffixes: tuple) -> list:
-    from pathlib import Path
-
-    return [p for p in Path(folder).iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.name.endswith(suffixes)]
+    stages.run_one(process, source, output or default_file, wait)

@@ -1,0 +1,353 @@
+"""The three stages — encrypt, score, decrypt — as functions from an input to an output, and
+folder (cron) mode over any of them.
+
+This is the one place a stage is put together: the click commands, ``python -m ppml.bench``
+and the tests all call these functions, so what the tests exercise is what production runs.
+Each stage reads and writes in bounded memory (documents stream batch by batch), refuses an
+output that would replace an input, a key file or a model file, and leaves either a complete
+output or none.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from . import customer, files, server
+from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count
+from .errors import OutputError, PpmlError
+from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
+
+#: Batches read ahead to size the scoring work estimate (fewer means the whole input).
+PEEK_BATCHES = 64
+#: Seconds a stage waits for another run's lock on its output folder by default.
+DEFAULT_WAIT = 300.0
+
+
+@dataclass
+class Outcome:
+    """What a stage did: records and batches written, to ``output``."""
+
+    records: int
+    batches: int
+    output: str | None
+
+
+class Watch:
+    """What a stage reports while it runs: wall time per step and records done. This one
+    reports nothing; the commands pass one that times steps and draws a progress line."""
+
+    def step(self, name: str):
+        return contextlib.nullcontext()
+
+    def advance(self, records: int) -> None:
+        pass
+
+
+def with_source(items: Iterable, source: str):
+    """Re-raise library errors from a lazy stream with the file they came from."""
+    try:
+        yield from items
+    except PpmlError as e:
+        raise e.with_source(source)
+
+
+# ---------------------------------------------------------------------------------------------
+# The customer's keys, and the files no output may replace
+# ---------------------------------------------------------------------------------------------
+class CustomerKeys:
+    """The customer's key pair, loaded (or, for encryption, created with ``bits`` bits) only
+    when first needed: after the first records have been checked (a bad input creates no keys),
+    and after the first line of an answer has arrived (in a shell pipeline the encrypting stage
+    may still be creating the pair)."""
+
+    def __init__(self, store, bits: int | None = None, allow_weak: bool = False,
+                 on_create: Callable | None = None):
+        self.store, self.allow_weak, self.on_create = store, allow_weak, on_create
+        self._bits, self._pair = bits, None
+
+    @property
+    def bits(self) -> int:
+        from .paillier.keys import DEFAULT_KEY_BITS
+
+        if self._bits is None:
+            self._bits = self.store.load_public(self.allow_weak).bits if self.store.exists() else DEFAULT_KEY_BITS
+        return self._bits
+
+    def pair(self):
+        """``(public, private)``, created in the store if it holds none."""
+        if self._pair is None:
+            public, private, created = self.store.load_or_create(self.bits, allow_weak=self.allow_weak)
+            if created and self.on_create:
+                self.on_create(public, self.store)
+            self._pair = public, private
+        return self._pair
+
+    def private(self):
+        """The private key (never created here)."""
+        if self._pair is None:
+            private = self.store.load_private(allow_weak=self.allow_weak)
+            self._pair = private.public, private
+        return self._pair[1]
+
+
+def model_files(model_dir) -> list[tuple[Path, str]]:
+    """A model folder's artifacts and training data, each with why it must not be overwritten."""
+    from . import artifacts
+
+    folder = Path(model_dir)
+    named = [folder / artifacts.COL_TNF, folder / artifacts.PIPELINE,
+             *(folder / artifacts.PARAMS_DIR / name for name in
+               (artifacts.MODEL_JSON, artifacts.COEFFICIENTS_JSON, artifacts.INTERCEPT_JSON))]
+    data = folder / "Data"
+    named += sorted(data.glob("*.csv")) if data.is_dir() else []
+    return [(path, f"is a model file ({path}); refusing to overwrite it (choose another output)") for path in named]
+
+
+def key_files(store) -> list[tuple[Path, str]]:
+    return [(store.private_path, "is the private key; refusing to overwrite it (choose another output)"),
+            (store.public_path, "is the public key; refusing to overwrite it (choose another output)")]
+
+
+def guard_output(output, inputs: Sequence = (), protected: Sequence[tuple] = ()) -> None:
+    """Refuse an output that is, or links to, one of the run's inputs or a protected file (key
+    files, model artifacts, training data): inputs are never modified, a key pair is only ever
+    replaced by ``keygen --force``, a model only by ``train``."""
+    if output is None or str(output) == files.STDIO or not os.path.exists(output):
+        return
+    checks = [(p, "is also the input; choose another output") for p in inputs if p and str(p) != files.STDIO]
+    for path, message in [*checks, *protected]:
+        try:
+            same = os.path.samefile(output, path)
+        except OSError:
+            continue
+        if same:
+            raise OutputError(message, str(output))
+
+
+# ---------------------------------------------------------------------------------------------
+# The stages
+# ---------------------------------------------------------------------------------------------
+def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, workers: int = 1,
+            scheduler=None, protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
+    """Raw records (a CSV path, ``-``, or None for the sample laptop) → an encrypted-features
+    document at ``output`` (a path or ``-``)."""
+    from .parallel import LARGE_INPUT_BATCHES
+
+    m = spec.codec.slots_for(keys.bits)
+    chunk = m * customer.CHUNK_BATCHES
+    if records is None:
+        source, chunks = "the sample laptop", customer.sample_records()
+    else:
+        source = files.display_name(records)
+        chunks = customer.iter_record_chunks(records, source, chunk)
+    with watch.step("read"):
+        prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
+        first = next(prepared)  # the first chunk is read and checked before any key is created
+    guard_output(output, [records], [*key_files(keys.store), *protected])
+    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else LARGE_INPUT_BATCHES
+    with watch.step("keys"):
+        public, private = keys.pair()
+    header = customer.features_header(spec, public)
+    with watch.step("encrypt"), DocumentWriter(output, header.header()) as writer:
+        for batch in customer.encrypt_stream(itertools.chain([first], prepared), spec, public, private,
+                                             workers, expected, scheduler):
+            writer.write(header.batch_dict(batch), len(batch.ids))
+            watch.advance(len(batch.ids))
+    return Outcome(writer.records, writer.batches, output)
+
+
+def score(encrypted, output, *, params: ModelParameters, workers: int = 1, scheduler=None,
+          allow_weak: bool = False, limits: Limits = Limits(), protected: Sequence[tuple] = (),
+          watch: Watch = Watch()) -> Outcome:
+    """An encrypted-features document → the encrypted-predictions document, with the public
+    key the document carries and the company's weights."""
+    from .parallel import LARGE_INPUT_BATCHES
+
+    source = files.display_name(encrypted)
+    with watch.step("read"):
+        reader = DocumentReader(encrypted, limits)
+        try:
+            doc = EncryptedFeatures.parse_header(reader.header, allow_weak=allow_weak)
+            server.check_compatible(doc, params)
+        except PpmlError as e:
+            raise e.with_source(source)
+        guard_output(output, [encrypted], protected)
+        reader.batch_limit = limits.batch_bytes or batch_bytes_for(doc.public_key.bits, len(doc.features), doc.slots)
+        raw = with_source(reader.batches(), source)
+        peek = list(itertools.islice(raw, PEEK_BATCHES))
+    expected = len(peek) if len(peek) < PEEK_BATCHES else LARGE_INPUT_BATCHES
+    parsed = with_source((doc.parse_batch(b, i) for i, b in enumerate(itertools.chain(peek, raw))), source)
+    answer = server.predictions_header(doc, params)
+    with watch.step("score"), DocumentWriter(output, answer.header()) as writer:
+        for batch in server.score_stream(doc, parsed, params, workers, expected, scheduler):
+            writer.write(answer.batch_dict(batch), len(batch.ids))
+            watch.advance(len(batch.ids))
+        try:
+            check_count(reader.declared_records, writer.batches, writer.records)
+        except PpmlError as e:
+            raise e.with_source(source)
+    return Outcome(writer.records, writer.batches, output)
+
+
+def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int = 1,
+            limits: Limits = Limits(), protected: Sequence[tuple] = (), watch: Watch = Watch(),
+            readable: Callable | None = None) -> Outcome:
+    """An encrypted-predictions document → predictions, decoded with the customer's own model
+    description ``spec``: a CSV (``id,prediction``) at ``output`` (a path or ``-``), or, with
+    ``output`` None, one ``readable(id, value)`` line per record on stdout, printed only once the
+    whole answer has been checked."""
+    source = files.display_name(answer)
+    with watch.step("read"):
+        reader = DocumentReader(answer, limits)  # waits for the first line of a pipe
+    with watch.step("keys"):
+        private = keys.private()
+    try:
+        doc = EncryptedPredictions.parse_header(reader.header, private.public)
+        customer.check_answer(doc, spec, private)
+    except PpmlError as e:
+        raise e.with_source(source)
+    guard_output(output, [answer], [*key_files(keys.store), *protected])
+    reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, 1, doc.slots)
+    parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
+    counts = [0, 0]
+
+    def pairs():
+        for batch in with_source(customer.decrypt_stream(doc, parsed, private, spec, workers), source):
+            counts[0] += 1
+            counts[1] += len(batch)
+            watch.advance(len(batch))
+            yield from batch
+        try:
+            check_count(reader.declared_records, *counts)
+        except PpmlError as e:
+            raise e.with_source(source)
+
+    with watch.step("decrypt"):
+        if output is None:
+            lines = "".join(readable(rid, value) for rid, value in pairs())
+            sink = files.StdoutSink()
+            sink.write(lines.encode("utf-8"))
+            sink.flush()
+        else:
+            with (files.StdoutSink() if output == files.STDIO else files.AtomicFile(output)) as sink:
+                sink.write(b"id,prediction\n")
+                for rid, value in pairs():
+                    sink.write(f"{csv_field(rid)},{value!r}\n".encode())
+    return Outcome(counts[1], counts[0], output)
+
+
+def csv_field(value) -> str:
+    text = str(value)
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# One input, or a folder of them (cron)
+# ---------------------------------------------------------------------------------------------
+def run_one(process: Callable, source, output, wait: float = DEFAULT_WAIT):
+    """``process(source, output)`` under the output folder's lock (none for stdout)."""
+    lock = files.output_lock(output, timeout=wait) if output is not None else contextlib.nullcontext()
+    with lock:
+        return process(source, output)
+
+
+MANIFEST = ".ppml-manifest.json"
+MANIFEST_FORMAT = "ppml.folder-manifest"
+
+
+@dataclass
+class FolderReport:
+    """How a folder run went; ``errors`` holds one ``(input, message)`` per failed input."""
+
+    processed: int = 0
+    skipped: int = 0
+    errors: list = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return len(self.errors)
+
+
+def run_folder(inputs: Iterable[Path], out_dir, out_name: Callable, process: Callable,
+               wait: float = DEFAULT_WAIT) -> FolderReport:
+    """Cron mode: ``process(input, output)`` for every input whose output is not up to date.
+
+    An output is up to date when the folder's manifest (``.ppml-manifest.json``) records that
+    it was made from an input of this name with these exact bytes (SHA-256), so an input
+    replaced by one with an older modification time (``cp -p``, ``rsync -a``, ``tar``) is
+    redone. Inputs whose outputs would share a name are refused, each naming the other. Every
+    failure — of any kind — is reported and the other inputs go on. The output folder stays
+    locked throughout, so a second run waits, then finds the work done; temporary files that a
+    killed run left are removed first."""
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise OutputError("is not a folder (folder mode writes one output per input)", str(out_dir))
+    report = FolderReport()
+    by_output: dict = {}
+    for source in sorted(inputs):
+        by_output.setdefault(out_name(source), []).append(source)
+    with files.output_lock(out_dir / MANIFEST, timeout=wait):
+        files.remove_stale_temps_in(out_dir)
+        manifest = _read_manifest(out_dir)
+        for name, sources in by_output.items():
+            if len(sources) > 1:
+                for source in sources:
+                    others = ", ".join(str(s) for s in sources if s != source)
+                    report.errors.append((source, f"its output {out_dir / name} would also be that of {others}; "
+                                                  "rename one of them"))
+                continue
+            source, target = sources[0], out_dir / name
+            try:
+                digest = _sha256(source)
+                if target.exists() and manifest.get(name) == {"input": source.name, "sha256": digest}:
+                    report.skipped += 1
+                    continue
+                process(source, target)
+                manifest[name] = {"input": source.name, "sha256": digest}
+                _write_manifest(out_dir, manifest)
+                report.processed += 1
+            except PpmlError as e:
+                report.errors.append((source, e.message if e.source in (None, str(source)) else str(e)))
+            except Exception as e:  # noqa: BLE001 - one document's failure must not stop the rest
+                report.errors.append((source, f"internal error: {type(e).__name__}: {e}"))
+    return report
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    except OSError as e:
+        raise OutputError(f"cannot read: {e.strerror}", str(path)) from None
+    return digest.hexdigest()
+
+
+def _read_manifest(out_dir: Path) -> dict:
+    """The outputs' provenance; an unreadable manifest means every output is redone."""
+    try:
+        d = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    outputs = d.get("outputs") if isinstance(d, dict) and d.get("format") == MANIFEST_FORMAT else None
+    return dict(outputs) if isinstance(outputs, dict) else {}
+
+
+def _write_manifest(out_dir: Path, outputs: dict) -> None:
+    files.atomic_write_bytes(out_dir / MANIFEST, files.dump_json(
+        {"format": MANIFEST_FORMAT, "version": 1, "outputs": outputs}).encode())
+
+
+def folder_inputs(folder, suffixes: tuple) -> list[Path]:
+    return [p for p in Path(folder).iterdir()
+            if p.is_file() and not p.name.startswith(".") and p.name.endswith(suffixes)]
+

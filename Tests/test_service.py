@@ -14,8 +14,13 @@ import math
 import os
 import re
 
+import warnings
+
 import pytest
-from starlette.testclient import TestClient
+
+with warnings.catch_warnings():  # newer Starlette prefers httpx2 for its TestClient; httpx works
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from starlette.testclient import TestClient
 
 from conftest import ROOT
 from ppml import client as ppml_client
@@ -442,3 +447,36 @@ def test_features_command_prints_the_exact_feature_vectors(tmp_path, laptops, co
     assert rows[0] == ["id", *params.spec.features]
     x = prepare_features(col_tnf, params.spec, laptops.iloc[:5], list(range(5)))
     assert [[float(v) for v in row[1:]] for row in rows[1:]] == x.tolist()
+
+
+# -- the published schemas describe what is on the wire -----------------------------------------
+def _validator(name):
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    folder = ROOT / "docs" / "schema"
+    registry = Registry().with_resources(
+        (p.name, Resource.from_contents(json.loads(p.read_text()))) for p in folder.glob("*.json"))
+    schema = json.loads((folder / name).read_text())
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, registry=registry)
+
+
+def test_documents_on_the_wire_follow_the_schemas(svc, document, keypair):
+    _validator("encrypted-features.schema.json").validate(document)
+    _validator("paillier-public-key.schema.json").validate(keypair[0].to_dict())
+    _validator("model.schema.json").validate(json.loads((ROOT / PARAMS_DIR / "Model.json").read_text()))
+    _validator("model-description.schema.json").validate(svc.http.get("/v1/model").json())
+    _validator("error.schema.json").validate(svc.score(b"garbage").json())
+    lines = [json.loads(line) for line in as_jsonl(document).splitlines()]
+    _validator("encrypted-features-header.schema.json").validate(lines[0])
+    for line in lines[1:-1]:
+        _validator("encrypted-features-batch.schema.json").validate(line)
+    _validator("jsonl-end.schema.json").validate(lines[-1])
+    answer = svc.score(as_json(document)).json()
+    _validator("encrypted-predictions.schema.json").validate(answer)
+    lines = [json.loads(line) for line in svc.score(as_jsonl(document), ctype="application/x-ndjson").text.splitlines()]
+    _validator("encrypted-predictions-header.schema.json").validate(lines[0])
+    _validator("jsonl-end.schema.json").validate(lines[-1])
+    with pytest.raises(Exception):
+        _validator("encrypted-features.schema.json").validate({**document, "slots": 0})

@@ -323,14 +323,14 @@ def score(url: str, source, output, token: str, *, retries: int = DEFAULT_RETRIE
                     if response.status_code != 200:
                         raise ServiceError(_error_message(response), endpoint, response.status_code)
                     sink = _Sink(output)
-                    for chunk in response.iter_raw(CHUNK):
+                    for chunk in response.iter_bytes(CHUNK):
                         sink.write(chunk)
                         if progress is not None:
                             progress(upload.sent, sink.written)
                     sink.check_complete(endpoint)
                     sink.commit()
                     return ScoreResult(upload.sent, sink.written, time.perf_counter() - started, attempt + 1)
-            except (httpx.TransportError, httpx.StreamError) as e:
+            except httpx.TransportError as e:
                 if sink is not None:
                     sink.abort()
                     if sink.written:  # part of the answer is out: it cannot be taken back

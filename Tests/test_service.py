@@ -480,3 +480,32 @@ def test_documents_on_the_wire_follow_the_schemas(svc, document, keypair):
     _validator("jsonl-end.schema.json").validate(lines[-1])
     with pytest.raises(Exception):
         _validator("encrypted-features.schema.json").validate({**document, "slots": 0})
+
+
+PROBE = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from ppml.cli import main  # every command registered, as `python -m ppml serve` loads them
+from ppml.artifacts import load_parameters
+from ppml.service.app import Settings, create_app
+from ppml.service.clients import ClientDB
+from starlette.testclient import TestClient
+app = create_app(load_parameters({params!r}), db=ClientDB({db!r}), settings=Settings(workers=1), model_dir={root!r})
+with TestClient(app) as http:
+    assert http.get("/healthz").status_code == 200
+    assert http.get("/v1/model").status_code == 200
+    assert http.post("/v1/score", content=b"{{}}", headers={{"Authorization": "Bearer " + {token!r},
+                     "Content-Type": "application/json"}}).status_code == 400
+print(sorted(m for m in ("pandas", "sklearn", "scipy", "numpy") if m in sys.modules))
+"""
+
+
+def test_the_service_imports_no_pandas_sklearn_or_numpy(tmp_path):
+    import subprocess
+    import sys
+
+    token = ClientDB(tmp_path / "c.db").add("probe")
+    code = PROBE.format(params=str(ROOT / PARAMS_DIR), db=str(tmp_path / "c.db"), root=str(ROOT), token=token)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"

@@ -19,7 +19,7 @@ import warnings
 import pytest
 
 with warnings.catch_warnings():  # newer Starlette prefers httpx2 for its TestClient; httpx works
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from conftest import ROOT
@@ -509,3 +509,13 @@ def test_the_service_imports_no_pandas_sklearn_or_numpy(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_scoring_on_a_dask_cluster(tmp_path, document, laptops, keypair, pipeline):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        with Service(tmp_path, scheduler=cluster.scheduler_address) as s:
+            r = s.score(as_json(document))
+            assert r.status_code == 200, r.text
+            assert_matches_plaintext(decrypt_answer(r.content, keypair)[0], laptops, pipeline)
+            assert s.http.get("/healthz").json()["workers"] == 1

@@ -27,6 +27,7 @@ def features_command(records, output, model_dir, quiet):
     """
     import csv
     import io
+    import sys
     from pathlib import Path
 
     from .. import artifacts, customer, files
@@ -61,7 +62,8 @@ def features_command(records, output, model_dir, quiet):
             count += len(ids)
             data = text.getvalue().encode()
             if out is None:
-                click.get_binary_stream("stdout").write(data)
+                sys.stdout.buffer.write(data)
+                sys.stdout.buffer.flush()
             else:
                 out.write(data)
     except BaseException:

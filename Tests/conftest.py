@@ -69,6 +69,32 @@ def stage_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
+def key_folder(folder: Path, keypair) -> Path:
+    """``keypair`` written as a customer's key folder (``PaillierKeys`` layout)."""
+    from ppml import files
+
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    public, private = keypair
+    files.atomic_write_bytes(folder / "private_key.json", files.dump_json(private.to_dict()).encode(), 0o600)
+    files.atomic_write_bytes(folder / "public_key.json", files.dump_json(public.to_dict()).encode(), 0o644)
+    return folder
+
+
+def encrypted_document(raw, keypair, col_tnf, spec, folder: Path) -> dict:
+    """The encrypted-features document of ``raw`` records (ids 0…), as ``stages.encrypt``
+    writes it."""
+    import json
+
+    from ppml import stages
+    from ppml.keystore import KeyStore
+
+    folder.mkdir(parents=True, exist_ok=True)
+    raw.to_csv(folder / "records.csv", index=False)
+    keys = stages.CustomerKeys(KeyStore(key_folder(folder / "keys", keypair)), allow_weak=True)
+    stages.encrypt(str(folder / "records.csv"), str(folder / "data.json"), spec=spec, col_tnf=col_tnf, keys=keys)
+    return json.loads((folder / "data.json").read_text())
+
+
 def run_script(name: str, *args: str, cwd=None, stdin: bytes | None = None):
     """Run one of the three root scripts as its own process."""
     import subprocess

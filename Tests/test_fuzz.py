@@ -38,23 +38,30 @@ FUZZ = settings(max_examples=150, deadline=None, derandomize=True, database=None
 # ---------------------------------------------------------------------------------------------
 @functools.cache
 def valid():
-    from ppml.artifacts import load_parameters
-    from ppml.customer import encrypt_features
+    """Keys, model files and the two stage documents of two records (ids 0 and "b"), made by
+    the stage layer."""
+    import tempfile
+
+    import pandas as pd
+
+    from conftest import encrypted_document
+    from ppml import stages
+    from ppml.artifacts import load_parameters, load_pickle
     from ppml.paillier import generate_keypair
-    from ppml.server import score_encrypted
 
     public, private = generate_keypair(TEST_KEY_BITS, allow_weak=True)
     params = load_parameters(ROOT / "Encrypted_ModelParameters")
     spec = params.spec
-    x = [spec.lower, [(lo + hi) / 2 for lo, hi in zip(spec.lower, spec.upper)]]
-    features = encrypt_features(x, [0, "b"], spec, public, private)
-    predictions = score_encrypted(features, params)
+    folder = Path(tempfile.mkdtemp(prefix="ppml-fuzz-"))
+    raw = pd.read_csv(ROOT / "Data" / "laptop_data.csv", dtype=str, keep_default_na=False).iloc[:2]
+    raw.insert(0, "id", ["0", "b"])
+    features = encrypted_document(raw, (public, private), load_pickle(ROOT / "col_tnf.pkl"), spec, folder)
+    stages.score(str(folder / "data.json"), str(folder / "answer.json"), params=params, allow_weak=True)
     return {
         "public": public, "private": private, "params": params, "spec": spec,
         "public_key": public.to_dict(), "private_key": private.to_dict(), "model": spec.to_dict(),
         "coefficients": params.coefficients_dict(), "intercept": params.intercept_dict(),
-        "features": json.loads(json.dumps(features.to_dict())),
-        "predictions": json.loads(json.dumps(predictions.to_dict())),
+        "features": features, "predictions": json.loads((folder / "answer.json").read_text()),
         "codec": spec.codec.to_dict(),
     }
 
@@ -271,26 +278,30 @@ def test_encrypted_predictions_reader(d):
 @given(mutated("predictions"))
 def test_decrypting_whatever_passes_the_reader(d):
     """What the reader lets through decrypts without a crash (garbage values at worst)."""
-    from ppml.customer import decrypt_predictions
     from ppml.documents import EncryptedPredictions
 
     doc = only_ppml_errors(EncryptedPredictions.from_dict, d, valid()["public"])
     if doc is None:
         return
-    pairs = only_ppml_errors(decrypt_predictions, doc, valid()["private"], valid()["spec"]) or []
+    pairs = only_ppml_errors(_decrypted, doc) or []
     for _, value in pairs:
         assert isinstance(value, float)
 
 
+def _decrypted(doc) -> list:
+    from ppml.customer import decrypt_stream
+
+    return [pair for batch in decrypt_stream(doc, doc.batches, valid()["private"], valid()["spec"]) for pair in batch]
+
+
 def test_decrypting_an_answer_with_a_tampered_codec():
-    from ppml.customer import decrypt_predictions
     from ppml.documents import EncryptedPredictions
 
     d = copy.deepcopy(valid()["predictions"])
     d["codec"]["feature_bits"] = 0
     doc = EncryptedPredictions.from_dict(d, valid()["public"])
     with pytest.raises(PpmlError):
-        decrypt_predictions(doc, valid()["private"], valid()["spec"])
+        _decrypted(doc)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -685,6 +685,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only our pipeline on --records records, streaming through files with flat memory "
                         "(what each sweep size runs)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object instead of tables")
+    p.add_argument("--service", action="store_true",
+                   help="benchmark the prediction service instead (python -m ppml.bench --service --help)")
     return p
 
 
@@ -694,6 +696,11 @@ def main(argv=None) -> int:
     from .errors import PpmlError
 
     started = time.perf_counter()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if "--service" in argv:  # the prediction service's own benchmark (ppml/bench_service.py)
+        from .bench_service import main as service_main
+
+        return service_main([a for a in argv if a != "--service"])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.plot and not args.sweep:

@@ -7,7 +7,6 @@ so decryption starts fast.
 """
 from __future__ import annotations
 
-import itertools
 import sys
 from typing import Iterable, Iterator, Sequence
 
@@ -204,16 +203,6 @@ def features_header(spec: ModelSpec, public: PublicKey) -> EncryptedFeatures:
                              list(spec.features), [])
 
 
-def encrypt_features(x, ids: Sequence, spec: ModelSpec, public: PublicKey,
-                     private: PrivateKey | None = None, workers: int = 1) -> EncryptedFeatures:
-    """In-memory convenience: a whole float matrix → one encrypted-features document."""
-    doc = features_header(spec, public)
-    rows = spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)
-    doc.batches = list(encrypt_stream([(list(ids), rows)], spec, public, private, workers,
-                                      expected_batches=-(-len(rows) // doc.slots)))
-    return doc
-
-
 def check_answer(header: EncryptedPredictions, spec: ModelSpec, private: PrivateKey) -> None:
     """The customer trusts its own files only: an answer must be for its key and for the model
     it holds (``Model.json``), with that model's codec and slot count; how the answer is decoded
@@ -247,9 +236,3 @@ def decrypt_stream(header: EncryptedPredictions, batches: Iterable[Batch], priva
 
 def _as_tuple(*args):
     return args
-
-
-def decrypt_predictions(doc: EncryptedPredictions, private: PrivateKey, spec: ModelSpec,
-                        workers: int = 1) -> list[tuple]:
-    """In-memory convenience: every ``(id, prediction)`` of a whole document."""
-    return list(itertools.chain.from_iterable(decrypt_stream(doc, doc.batches, private, spec, workers)))

@@ -59,10 +59,3 @@ def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: Model
     state = scoring_state(doc, params)
     recipe = Recipe(_state, state, key=f"score:{doc.public_key.fingerprint}:{params.spec.fingerprint}")
     return ordered_map(score_batch, batches, recipe, workers, scheduler)
-
-
-def score_encrypted(doc: EncryptedFeatures, params: ModelParameters, workers: int = 1) -> EncryptedPredictions:
-    """In-memory convenience: a whole document → its encrypted predictions."""
-    answer = predictions_header(doc, params)
-    answer.batches = list(score_stream(doc, doc.batches, params, workers, len(doc.batches)))
-    return answer

@@ -6,7 +6,10 @@ import click
 from .common import keys_option, quiet_option, reports_errors, say, weak_key_option
 from .decrypt import decrypt_command
 from .encrypt import encrypt_command
+from .features import features_command
+from .remote import fetch_model_command, request_command
 from .score import score_command
+from .service import clients_group, serve_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,3 +167,8 @@ def keygen(keys_dir, key_size, force, allow_weak_key, quiet):
 main.add_command(encrypt_command)
 main.add_command(score_command)
 main.add_command(decrypt_command)
+main.add_command(serve_command)
+main.add_command(clients_group)
+main.add_command(request_command)
+main.add_command(fetch_model_command)
+main.add_command(features_command)

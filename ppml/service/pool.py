@@ -1,0 +1,85 @@
+"""The scoring processes: a persistent pool the service sends ``(state, batch)`` to.
+
+Scoring is CPU work in gmpy2, so it runs in separate processes, started once when the service
+starts and kept for its lifetime. They come from a *forkserver*: a clean process started by
+exec before the server's threads matter, so no worker is ever forked from a threaded process,
+and none inherits the server's signal handlers. The workers ignore SIGINT and SIGTERM: the
+server owns their lifetime and stops them after its in-flight requests are answered.
+
+Each job carries its own small state (the public key of its document, the codec and the
+integer weights; see :func:`ppml.server.scoring_state`), so one pool serves every customer.
+
+With a Dask scheduler address the batches run on that cluster instead, as with
+``ServerModelRun.py --scheduler``.
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import multiprocessing as mp
+import signal
+
+from ..documents import Batch
+from ..errors import PpmlError
+from ..server import score_batch
+
+
+def _worker_init() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _ready() -> bool:
+    return True
+
+
+class ScoringPool:
+    """``await pool.score(state, batch)`` on local processes or a Dask cluster.
+
+    Args:
+        workers: number of scoring processes (ignored with ``scheduler``).
+        scheduler: a Dask scheduler address, or None for local processes.
+    """
+
+    def __init__(self, workers: int = 1, scheduler: str | None = None):
+        self.workers = max(1, workers)
+        self.scheduler = scheduler
+        self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._dask = None
+
+    async def start(self) -> None:
+        if self.scheduler is not None:
+            try:
+                from distributed import Client
+            except ImportError:
+                raise PpmlError("--scheduler needs Dask: pip install 'ppml[dask]'") from None
+            try:
+                self._dask = await Client(self.scheduler, asynchronous=True, timeout="20s")
+            except (OSError, TimeoutError) as e:
+                raise PpmlError(f"cannot reach the Dask scheduler {self.scheduler}: {e}") from None
+            self.workers = max(1, sum((await self._dask.nthreads()).values()))
+            return
+        methods = mp.get_all_start_methods()
+        context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
+        if "forkserver" in methods:
+            context.set_forkserver_preload(["ppml.server"])
+        self._executor = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
+                                                                initializer=_worker_init)
+        # Start every worker now, so /healthz means ready and the first request pays nothing.
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers)))
+
+    async def score(self, state: tuple, batch: Batch) -> Batch:
+        if self._dask is not None:
+            return await self._dask.submit(score_batch, state, batch, pure=False)
+        if self._executor is None:
+            raise RuntimeError("the scoring pool is not started")
+        return await asyncio.wrap_future(self._executor.submit(score_batch, state, batch))
+
+    async def close(self) -> None:
+        if self._dask is not None:
+            await self._dask.close()
+            self._dask = None
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)

@@ -82,3 +82,8 @@ class ArtifactError(PpmlError):
 
 class OutputError(PpmlError):
     """An output that cannot be written (exists and would be overwritten, folder not writable)."""
+
+
+class UnsupportedModelError(PpmlError):
+    """An estimator ppml cannot score under encryption (not linear, not fitted, or with a step
+    the customer could not reproduce exactly); the message names the class and why."""

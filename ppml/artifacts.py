@@ -55,6 +55,7 @@ CUSTOMER_GLOBALS = frozenset({
     ("ppml.encoder", "CompiledColumns"),
     ("ppml.encoder", "OneHotBlock"),
     ("ppml.encoder", "ScaleBlock"),
+    ("ppml.encoder", "SklearnBlock"),  # its fitted transformer's names need an allowlist of their own
     ("ppml.tabular", "TabularFeatures"),
 })
 #: ``PreProcessingDataAndModel.pkl`` adds the fitted scikit-learn estimator classes.

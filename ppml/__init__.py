@@ -1,3 +1,13 @@
 """ppml — privacy-preserving linear-model inference with the Paillier cryptosystem."""
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    """``ppml.export(estimator, X_train, out_dir, …)`` (:mod:`ppml.export`), imported on first
+    use so that ``import ppml`` stays light (no scikit-learn, pandas or numpy)."""
+    if name == "export":
+        import importlib
+
+        return importlib.import_module(".export", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,11 +5,22 @@ Pickles are loaded with a restricted unpickler that admits only the exact scikit
 and ppml names these artifacts are made of. Any other global — ``os.system``,
 ``builtins.eval``, ``pandas.read_pickle`` … — is refused before it can be called, so a
 tampered ``.pkl`` cannot run code. The server never loads a pickle at all.
+
+A trained model's pickles need only the fixed lists below. An exported model's (the company's
+own estimator, :mod:`ppml.export`) may use any scikit-learn estimator class, so its allowlist
+is computed when it is written — the exact names the pickle holds — and stored beside it
+(``col_tnf.allow.json``, ``PreProcessingDataAndModel.allow.json``). The stored list only ever
+narrows: every name in it must pass :func:`admissible` (a fixed rule: scikit-learn estimator
+classes, numpy ufuncs and scalar types, the fixed lists), checked again when it is read, so an
+edited list cannot admit ``os.system``, ``numpy.load`` or ``builtins.getattr``.
 """
 from __future__ import annotations
 
+import hashlib
+import importlib
 import io
 import pickle
+import sys
 from pathlib import Path
 
 from . import files
@@ -44,6 +55,7 @@ CUSTOMER_GLOBALS = frozenset({
     ("ppml.encoder", "CompiledColumns"),
     ("ppml.encoder", "OneHotBlock"),
     ("ppml.encoder", "ScaleBlock"),
+    ("ppml.encoder", "SklearnBlock"),  # its fitted transformer's names need an allowlist of their own
     ("ppml.tabular", "TabularFeatures"),
 })
 #: ``PreProcessingDataAndModel.pkl`` adds the fitted scikit-learn estimator classes.
@@ -55,6 +67,98 @@ PIPELINE_GLOBALS = CUSTOMER_GLOBALS | frozenset({
     ("sklearn.preprocessing._encoders", "OneHotEncoder"),
     ("sklearn.preprocessing._function_transformer", "FunctionTransformer"),
 })
+
+
+#: Builtin types a fitted estimator's parameters may name (``dtype=float``, slices of columns):
+#: constructing one runs no code and touches nothing.
+SAFE_BUILTINS = frozenset(("builtins", name) for name in (
+    "slice", "float", "int", "str", "bool", "complex", "tuple", "list", "dict", "set", "frozenset",
+    "bytes", "bytearray", "range"))
+ALLOWLIST_FORMAT = "ppml.pickle-allowlist"
+_CYTHON_LOSS_MODULE = "sklearn._loss._loss"
+_CYTHON_LOSS_ALIAS = "_loss"
+ALLOWLIST_VERSION = 1
+
+
+def admissible(module: str, name: str) -> str | None:
+    """Why ``module.name`` may not appear in a model pickle, or None if it may: a name of the
+    fixed lists, a safe builtin type, a numpy ufunc or scalar type, or a scikit-learn estimator
+    class (whose constructor only stores its parameters). Only numpy, SciPy and scikit-learn
+    modules are imported to check; functions such as ``numpy.load`` are refused."""
+    if (module, name) in PIPELINE_GLOBALS or (module, name) in SAFE_BUILTINS:
+        return None
+    if module == _CYTHON_LOSS_ALIAS:
+        # Cython names scikit-learn's loss classes after their module's short name and registers
+        # it under that name too; nothing else may hide behind it.
+        if sys.modules.get(module) is not importlib.import_module(_CYTHON_LOSS_MODULE):
+            return f"{module!r} is not scikit-learn's loss module here"
+    elif not any(module == top or module.startswith(top + ".") for top in ("numpy", "scipy", "sklearn")):
+        return "only scikit-learn, numpy and SciPy names can be loaded"
+    try:
+        obj = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError):
+        return "no such name in this installation"
+    import numpy as np
+
+    if isinstance(obj, np.ufunc) or isinstance(obj, type) and issubclass(obj, (np.generic, np.dtype)):
+        return None
+    if isinstance(obj, type) and (module.startswith("sklearn.") or module == _CYTHON_LOSS_ALIAS):
+        from sklearn.base import BaseEstimator
+
+        # Estimators' constructors only store their parameters; loss objects (SGD's fitted
+        # loss_function_) take a number or nothing.
+        if issubclass(obj, (BaseEstimator, importlib.import_module(_CYTHON_LOSS_MODULE).CyLossFunction)):
+            return None
+    return "not a scikit-learn estimator or loss class, numpy ufunc or scalar type"
+
+
+class _Recorder(pickle.Unpickler):
+    def __init__(self, file):
+        super().__init__(file)
+        self.names = set()
+
+    def find_class(self, module: str, name: str):
+        self.names.add((module, name))
+        return super().find_class(module, name)
+
+
+def pickle_globals(data: bytes) -> frozenset:
+    """Every ``(module, name)`` a pickle loads, recorded by loading it: only for bytes this
+    process has just written (:func:`dump_pickle`), never for a file read from disk."""
+    recorder = _Recorder(io.BytesIO(data))
+    recorder.load()
+    return frozenset(recorder.names)
+
+
+def allowlist_path(pickle_path) -> Path:
+    """``col_tnf.pkl`` → ``col_tnf.allow.json``."""
+    path = Path(pickle_path)
+    return path.with_name(path.stem + ".allow.json")
+
+
+def allowlist_document(data: bytes, names) -> dict:
+    return {"format": ALLOWLIST_FORMAT, "version": ALLOWLIST_VERSION,
+            "sha256": hashlib.sha256(data).hexdigest(), "globals": sorted([m, n] for m, n in names)}
+
+
+def read_allowlist(path: Path, data: bytes) -> frozenset:
+    """The stored allowlist of the pickle ``data``: for these very bytes, every name admissible."""
+    d = files.read_json(path)
+    if not isinstance(d, dict) or d.get("format") != ALLOWLIST_FORMAT or d.get("version") != ALLOWLIST_VERSION:
+        raise ArtifactError(f"not a version-{ALLOWLIST_VERSION} {ALLOWLIST_FORMAT!r} document", str(path))
+    if d.get("sha256") != hashlib.sha256(data).hexdigest():
+        raise ArtifactError("is the allowlist of another pickle (written by another export)", str(path))
+    entries = d.get("globals")
+    if not isinstance(entries, list) or not all(
+            isinstance(e, list) and len(e) == 2 and all(isinstance(s, str) for s in e) for e in entries):
+        raise ArtifactError("field 'globals' must be a list of [module, name] pairs", str(path))
+    for module, name in entries:
+        reason = admissible(module, name)
+        if reason:
+            raise ArtifactError(f"refusing to admit {module}.{name}: {reason}", str(path))
+    return frozenset((m, n) for m, n in entries)
 
 
 class RestrictedUnpickler(pickle.Unpickler):
@@ -70,13 +174,16 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_pickle(path, allowed: frozenset | None = None):
-    """Unpickle a model artifact through an allowlist (by default the one for its file name:
-    the customer's transformer admits no scikit-learn names at all); every failure is an
+    """Unpickle a model artifact through an allowlist: by default the one stored beside it
+    (:func:`allowlist_path`, an exported model's), else the fixed one for its file name (the
+    customer's transformer admits no scikit-learn names at all); every failure is an
     ArtifactError."""
     path = Path(path)
     data = files.read_bytes(path) if path.exists() else None
     if data is None:
         raise ArtifactError("model file not found (run `python -m ppml train` or pass --model)", str(path))
+    if allowed is None and allowlist_path(path).exists():
+        allowed = read_allowlist(allowlist_path(path), data)
     try:
         if allowed is None:
             allowed = PIPELINE_GLOBALS if path.name == PIPELINE else CUSTOMER_GLOBALS
@@ -121,16 +228,44 @@ def _read_json(path: Path):
 
 
 def save_model(trained, out_dir=".") -> list[Path]:
-    """Write the five artifacts atomically; returns their paths."""
+    """Write a trained model's artifacts atomically; returns their paths."""
+    return write_model(trained.column_transformer, trained.pipeline, trained.parameters, out_dir)
+
+
+def checked_pickle(obj, default: frozenset) -> tuple[bytes, frozenset | None]:
+    """``obj`` pickled, and the allowlist it needs beyond ``default`` (None if ``default``
+    suffices). Raises ArtifactError naming a global no allowlist may admit (a function of the
+    company's own module, say): the customer could not load it."""
+    data = dump_pickle(obj)
+    names = pickle_globals(data)
+    if names <= default:
+        return data, None
+    for module, name in sorted(names):
+        reason = admissible(module, name)
+        if reason:
+            raise ArtifactError(f"{type(obj).__name__} pickles {module}.{name}, which a model file may not "
+                                f"load ({reason})")
+    return data, names
+
+
+def write_model(col_tnf, pipeline, params: ModelParameters, out_dir=".") -> list[Path]:
+    """Write the five artifacts atomically, with an allowlist beside each pickle that needs
+    names beyond the fixed lists (an exported model's); returns their paths. A stale allowlist
+    of a pickle that no longer needs one is removed."""
     out = Path(out_dir)
-    params = trained.parameters
-    contents = (
-        (out / COL_TNF, dump_pickle(trained.column_transformer)),
-        (out / PIPELINE, dump_pickle(trained.pipeline)),
+    contents, stale = [], []
+    for path, obj, default in ((out / COL_TNF, col_tnf, CUSTOMER_GLOBALS), (out / PIPELINE, pipeline, PIPELINE_GLOBALS)):
+        data, names = checked_pickle(obj, default)
+        contents.append((path, data))
+        if names is None:
+            stale.append(allowlist_path(path))
+        else:
+            contents.append((allowlist_path(path), files.dump_json(allowlist_document(data, names)).encode()))
+    contents += [
         (out / PARAMS_DIR / MODEL_JSON, files.dump_json(params.spec.to_dict()).encode()),
         (out / PARAMS_DIR / COEFFICIENTS_JSON, files.dump_json(params.coefficients_dict()).encode()),
         (out / PARAMS_DIR / INTERCEPT_JSON, files.dump_json(params.intercept_dict()).encode()),
-    )
+    ]
     # Every destination is prepared (and every byte written to its temporary file) before any
     # is put in place, so a folder that cannot be written fails the run without leaving half a
     # model — mismatched pickles beside old parameters — behind.
@@ -145,5 +280,6 @@ def save_model(trained, out_dir=".") -> list[Path]:
         for f in pending:
             f.abort()
         raise
-    written = [path for path, _ in contents]
-    return written
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return [path for path, _ in contents]

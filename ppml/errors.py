@@ -86,3 +86,8 @@ class OutputError(PpmlError):
 
 class WorkerError(PpmlError):
     """A worker process died (a signal, the out-of-memory killer) while a stage ran."""
+
+
+class UnsupportedModelError(PpmlError):
+    """An estimator ppml cannot score under encryption (not linear, not fitted, or with a step
+    the customer could not reproduce exactly); the message names the class and why."""

@@ -32,7 +32,7 @@ from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, StandardSc
 
 from . import __version__
 from .documents import ModelParameters, ModelSpec
-from .encoder import CustomerTransform
+from .encoder import CompiledColumns, CustomerTransform
 from .errors import InputError
 from .features import CATEGORICAL_FEATURES, DOMAIN_BOUNDS, NUMERIC_FEATURES, engineer_features
 from .paillier.codec import DEFAULT_TOLERANCE, design_codec
@@ -106,33 +106,11 @@ def build_tabular_pipeline(features: TabularFeatures, min_frequency: int, alpha:
 
 def feature_bounds(columns: ColumnTransformer, inputs: dict[str, tuple[float, float]]):
     """Declared ``[lower, upper]`` of every model feature, from the engineered-column bounds:
-    one-hot columns are 0/1, scaled columns map their input bounds through the scaler."""
-    lower, upper = [], []
-    for name, transformer, cols in columns.transformers_:
-        if name == "remainder" and transformer == "drop":
-            continue
-        if isinstance(transformer, OneHotEncoder):
-            width = len(transformer.get_feature_names_out(cols))  # infrequent groups included
-            lower += [0.0] * width
-            upper += [1.0] * width
-        elif isinstance(transformer, StandardScaler):
-            for i, col in enumerate(cols):
-                lo, hi = inputs[col]
-                mean = transformer.mean_[i] if transformer.mean_ is not None else 0.0
-                scale = transformer.scale_[i] if transformer.scale_ is not None else 1.0
-                a, b = (lo - mean) / scale, (hi - mean) / scale
-                lower.append(float(min(a, b)))
-                upper.append(float(max(a, b)))
-        elif transformer == "passthrough":
-            for col in cols:
-                lower.append(float(inputs[col][0]))
-                upper.append(float(inputs[col][1]))
-        else:
-            raise TypeError(f"no bounds rule for transformer {type(transformer).__name__}")
-    names = list(columns.get_feature_names_out())
-    if len(names) != len(lower):
-        raise AssertionError("bounds do not cover every output column")  # programming error
-    return names, lower, upper
+    one-hot columns are 0/1, scaled columns map their input bounds through the scaler
+    (:meth:`ppml.encoder.CompiledColumns.bounds`)."""
+    compiled = CompiledColumns.from_sklearn(columns)
+    lower, upper = compiled.bounds(inputs)
+    return compiled.names, lower, upper
 
 
 def export_parameters(pipeline: Pipeline, inputs: dict, target: str, transform: str,
@@ -215,7 +193,7 @@ def train_tabular_model(raw: pd.DataFrame, target: str, *, log_target: bool = Fa
         y, transform = np.log(y), "log"
     features = TabularFeatures(numeric=num_cols, categorical=cat_cols)
     engineered = features(raw)  # parses every record once, so a bad value fails before fitting
-    inputs = _tabular_bounds(engineered, num_cols, dict(bounds or {}))
+    inputs = input_bounds(engineered, num_cols, dict(bounds or {}))
 
     X_train, X_test, y_train, y_test = train_test_split(raw, y, test_size=test_fraction, random_state=seed)
     minf = auto_min_frequency(len(X_train)) if min_frequency is None else int(min_frequency)
@@ -253,7 +231,10 @@ def train_tabular_model(raw: pd.DataFrame, target: str, *, log_target: bool = Fa
     return TrainedModel(pipeline, metrics, params)
 
 
-def _tabular_bounds(engineered: pd.DataFrame, numeric, declared: dict) -> dict[str, tuple[float, float]]:
+def input_bounds(engineered: pd.DataFrame, numeric, declared: dict) -> dict[str, tuple[float, float]]:
+    """Declared ``{column: (lo, hi)}`` of the numeric feature columns: ``declared`` (``--bounds``),
+    which must hold every training value, else :func:`~ppml.tabular.default_bounds` of the
+    training values."""
     unknown = [c for c in declared if c not in numeric]
     if unknown:
         raise InputError(f"--bounds: {', '.join(repr(c) for c in unknown)} is not a numeric feature column "

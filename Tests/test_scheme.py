@@ -76,7 +76,7 @@ def test_packed_score_decrypts_to_every_record(keypair):
 
 
 def test_scores_are_rerandomized(keypair):
-    """Same inputs, two scorings: different ciphertexts, same plaintext (DESIGN §1)."""
+    """Same inputs, two scorings: different ciphertexts (the server re-randomizes), same plaintext."""
     public, private = keypair
     codec = design_codec([0.0], [1.0], [0.5], 0.0)
     cts = encrypt_packed(Encryptor(public), codec, [[codec.encode_bound(1.0)]])

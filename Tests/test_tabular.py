@@ -367,7 +367,7 @@ def test_train_command_on_any_csv(tmp_path):
 @pytest.mark.parametrize("args, status, message", [
     (["--log-target"], 2, "--log-target need(s) --target COLUMN"),
     (["--target", "salary"], 2, "--target needs --out-dir DIR"),
-    ([], 2, "DATA lacks the laptop column(s) 'Company',"),
+    ([], 3, "salaries.csv: lacks the laptop column(s) 'Company',"),
     (["--target", "pay", "--out-dir", "m"], 3, "no target column 'pay'"),
     (["--target", "salary", "--out-dir", "m", "--bounds", "age"], 3, "--bounds 'age': expected COL=LO:HI"),
 ])

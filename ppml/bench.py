@@ -11,27 +11,27 @@
   did, one JSON document ``{"values": [[str(ciphertext), exponent], ...]}`` per record. At
   3072 bits this costs about 1.2 s per record, so it runs on the first ``--baseline-records``
   (default 10) of the N records, and the output says so.
-* **Ours** — the library's stream functions (``ppml.customer.prepare_chunks`` →
-  ``encrypt_stream`` → ``ppml.server.score_stream`` → ``ppml.customer.decrypt_stream``) on a
-  process pool of ``--workers`` processes: packed fixed-point plaintexts, DJN encryption with
-  window tables (their construction is inside the timed stream calls), one re-randomized
-  answer ciphertext per batch. The stage documents are written with
-  ``ppml.streams.DocumentWriter`` (JSON Lines) to a temporary folder.
+* **Ours** — the stage layer the three scripts run (``ppml.stages.encrypt`` → ``score`` →
+  ``decrypt``) with ``--workers`` processes: records CSV → features (JSON Lines) → answer
+  (JSON Lines) → predictions CSV in a temporary folder, packed fixed-point plaintexts, DJN
+  encryption with precomputed tables (built inside the timed stages), one masked answer
+  ciphertext per batch re-randomized with the server's own ``r^n``. Each stage's time
+  includes reading and writing its documents.
 
 Both use the same N records (default 1,000, the bundled ``Data/laptop_data.csv`` in file
 order, cycled when N exceeds its 1,300 rows, Price column dropped) and one key pair (built by
 ``ppml.paillier.generate_keypair``; phe's key objects are made from the same ``n``, ``p``,
-``q``). Every stage is timed with ``time.perf_counter``; "documents" is the time to serialize
-and write both stage documents. The output gives per-record milliseconds per stage, the
+``q``). Every stage is timed with ``time.perf_counter``; "documents" is the original style's
+time to serialize and write its documents (ours writes them inside each stage). The output gives per-record milliseconds per stage, the
 end-to-end ratio original/ours, document bytes per record, peak resident memory
 (``ru_maxrss`` of this process and of its largest child process) and the largest
 ``|log(decrypted price) − pipeline.predict(record)|`` against the plaintext scikit-learn
 pipeline, with the product targets marked PASS or FAIL.
 
 ``--sweep 1000,10000,100000`` then runs our pipeline alone at each size, each in a fresh
-``python -m ppml.bench --only-ours`` process (so every peak-memory figure is clean), streaming
-records → features file → answer file → predictions without ever holding all batches or all
-records in memory; ``--plot FILE.png`` draws time and memory per record against the size.
+``python -m ppml.bench --only-ours`` process (so every peak-memory figure is clean);
+``--plot FILE.png`` draws time and memory per record against the size. Each run also reports
+what the trust boundary costs per answer ciphertext (:func:`run_crypto_costs`).
 Timings on a shared machine are noisy; re-run for final figures.
 """
 from __future__ import annotations
@@ -203,100 +203,53 @@ def _write_phe_documents(folder: Path, records) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
-# Ours: the library's stream functions
+# Ours: the stage layer the three scripts run
 # ---------------------------------------------------------------------------------------------
-def run_ours(raw, ids, model: Model, public, private, workers: int, reference, out_dir: Path) -> dict:
-    """Our pipeline on all records, stage by stage, in memory; documents written to ``out_dir``."""
-    from . import customer, server
-    from .streams import DocumentWriter
+def run_ours(n: int, records: Records, model: Model, public, private, workers: int, allow_weak: bool,
+             out_dir: Path) -> dict:
+    """Our pipeline on ``n`` records, through :mod:`ppml.stages` exactly as the three scripts
+    run it: records CSV → features (JSON Lines) → answer (JSON Lines) → predictions CSV, each
+    stage streaming batch by batch with ``workers`` processes, so memory stays flat.
 
-    spec, n = model.spec, len(ids)
-    m = spec.codec.slots_for(public.bits)
-    size = m * customer.CHUNK_BATCHES
-    chunks = [(raw.iloc[i:i + size], ids[i:i + size]) for i in range(0, n, size)]
-
-    c0, t0 = cpu_seconds(), time.perf_counter()
-    prepared = customer.prepare_chunks(chunks, model.col_tnf, spec)
-    header = customer.features_header(spec, public)
-    batches = list(customer.encrypt_stream(prepared, spec, public, private, workers,
-                                           expected_batches=math.ceil(n / m)))
-    t1 = time.perf_counter()
-    answer = server.predictions_header(header, model.params)
-    scored = list(server.score_stream(header, batches, model.params, workers, expected_batches=len(batches)))
-    t2 = time.perf_counter()
-    pairs = [p for chunk in customer.decrypt_stream(answer, scored, private, spec, workers) for p in chunk]
-    t3 = time.perf_counter()
-    features_path, answer_path = out_dir / "data.jsonl", out_dir / "answer.jsonl"
-    with DocumentWriter(features_path, header.header(), jsonl=True) as writer:
-        for b in batches:
-            writer.write(header.batch_dict(b), len(b.ids))
-    with DocumentWriter(answer_path, answer.header(), jsonl=True) as writer:
-        for b in scored:
-            writer.write(answer.batch_dict(b), len(b.ids))
-    t4, cpu = time.perf_counter(), cpu_seconds() - c0
-
-    if [i for i, _ in pairs] != list(ids):
-        raise AssertionError("decrypted ids differ from the input ids")  # would be a library bug
-    error = max(abs(math.log(price) - ref) for (_, price), ref in zip(pairs, reference))
-    return _figures(n, t1 - t0, t2 - t1, t3 - t2, t4 - t3, cpu, features_path.stat().st_size,
-                    answer_path.stat().st_size, error)
-
-
-def run_streaming(n: int, records: Records, model: Model, public, private, workers: int,
-                  allow_weak: bool, out_dir: Path) -> dict:
-    """Our pipeline on ``n`` records with flat memory: records are made chunk by chunk, every
-    stage reads the previous stage's JSON Lines file batch by batch and writes its own.
-
-    The check against the plaintext pipeline runs after the peak memory is read, so loading
-    scikit-learn does not count against the pipeline's memory.
+    Each stage's time includes reading its input and writing its document. The records CSV
+    is written before the clock starts; the check against the plaintext pipeline runs after the
+    peak memory is read, so loading scikit-learn does not count against the pipeline's memory.
     """
     import numpy as np
+    import pandas as pd
 
-    from . import customer, server
-    from .documents import EncryptedFeatures, EncryptedPredictions, check_count
-    from .streams import DocumentReader, DocumentWriter
+    from . import files, stages
+    from .keystore import PRIVATE_NAME, PUBLIC_NAME, KeyStore
 
-    spec = model.spec
-    m = spec.codec.slots_for(public.bits)
-    size = m * customer.CHUNK_BATCHES
-    expected = math.ceil(n / m)
-    features_path, answer_path = out_dir / "data.jsonl", out_dir / "answer.jsonl"
+    m = model.spec.codec.slots_for(public.bits)
+    size = m * 64
+    csv_path, features, answer, predictions = (out_dir / name for name in
+                                               ("records.csv", "data.jsonl", "answer.jsonl", "predictions.csv"))
+    for i, (raw, ids) in enumerate(records.chunks(n, size)):
+        raw.insert(0, "id", ids)
+        raw.to_csv(csv_path, mode="a" if i else "w", header=not i, index=False)
+    keys_dir = out_dir / "keys"
+    files.atomic_write_bytes(keys_dir / PRIVATE_NAME, files.dump_json(private.to_dict()).encode(), mode=0o600)
+    files.atomic_write_bytes(keys_dir / PUBLIC_NAME, files.dump_json(public.to_dict()).encode())
+    keys = stages.CustomerKeys(KeyStore(keys_dir), allow_weak=allow_weak)
 
     c0, t0 = cpu_seconds(), time.perf_counter()
-    header = customer.features_header(spec, public)
-    prepared = customer.prepare_chunks(records.chunks(n, size), model.col_tnf, spec)
-    with DocumentWriter(features_path, header.header(), jsonl=True) as writer:
-        for b in customer.encrypt_stream(prepared, spec, public, private, workers, expected_batches=expected):
-            writer.write(header.batch_dict(b), len(b.ids))
+    stages.encrypt(str(csv_path), str(features), spec=model.spec, col_tnf=model.col_tnf, keys=keys, workers=workers)
     t1 = time.perf_counter()
-    reader = DocumentReader(features_path)
-    doc = EncryptedFeatures.parse_header(reader.header, allow_weak=allow_weak)
-    answer = server.predictions_header(doc, model.params)
-    incoming = (doc.parse_batch(b, i) for i, b in enumerate(reader.batches()))
-    with DocumentWriter(answer_path, answer.header(), jsonl=True) as writer:
-        for b in server.score_stream(doc, incoming, model.params, workers, expected_batches=expected):
-            writer.write(answer.batch_dict(b), len(b.ids))
-    check_count(reader.declared_records, writer.batches, writer.records)
+    stages.score(str(features), str(answer), params=model.params, workers=workers, allow_weak=allow_weak)
     t2 = time.perf_counter()
-    reader = DocumentReader(answer_path)
-    predictions = EncryptedPredictions.parse_header(reader.header, public)
-    incoming = (predictions.parse_batch(b, i, public) for i, b in enumerate(reader.batches()))
-    log_prices = np.full(n, np.nan)  # 8 bytes per record: the only per-record state kept
-    batches = 0
-    for chunk in customer.decrypt_stream(predictions, incoming, private, spec, workers):
-        batches += 1
-        for i, price in chunk:
-            log_prices[i] = math.log(price)
-    check_count(reader.declared_records, batches, int(np.isfinite(log_prices).sum()))
+    stages.decrypt(str(answer), str(predictions), spec=model.spec, keys=keys, workers=workers)
     t3, cpu = time.perf_counter(), cpu_seconds() - c0
     peak_self, peak_children = peak_memory_mb()
 
     error = 0.0
-    for raw, ids in records.chunks(n, size):
+    decrypted = pd.read_csv(predictions, chunksize=size)
+    for (raw, ids), got in zip(records.chunks(n, size), decrypted):
+        if list(got["id"]) != ids:
+            raise AssertionError("decrypted ids differ from the input ids")  # would be a library bug
         reference = model.pipeline.predict(raw)
-        error = max(error, float(np.max(np.abs(log_prices[ids[0]:ids[-1] + 1] - reference))))
-    figures = _figures(n, t1 - t0, t2 - t1, t3 - t2, 0.0, cpu, features_path.stat().st_size,
-                       answer_path.stat().st_size, error)
+        error = max(error, float(np.max(np.abs(np.log(got["prediction"].to_numpy()) - reference))))
+    figures = _figures(n, t1 - t0, t2 - t1, t3 - t2, 0.0, cpu, features.stat().st_size, answer.stat().st_size, error)
     figures.update(peak_self_mb=peak_self, peak_children_mb=peak_children)
     return figures
 
@@ -391,17 +344,16 @@ def benchmark(args) -> dict:
     public, private, keygen_s = load_or_generate_keys(args)
     m = model.spec.codec.slots_for(public.bits)
     result = {"settings": _settings(args, model, public, m, workers, keygen_s)}
-    raw, ids = records.take(0, args.records)
-    reference = [float(v) for v in model.pipeline.predict(raw)]
     baseline = min(args.baseline_records, args.records)
 
     with tempfile.TemporaryDirectory(prefix="ppml-bench-") as tmp:
         if baseline:
-            result["original"] = run_original(raw.iloc[:baseline], model, public, private,
-                                              reference[:baseline], Path(tmp))
+            raw, _ = records.take(0, baseline)
+            reference = [float(v) for v in model.pipeline.predict(raw)]
+            result["original"] = run_original(raw, model, public, private, reference, Path(tmp))
             result["original"]["peak_self_mb"], _ = peak_memory_mb()
-        result["ours"] = run_ours(raw, ids, model, public, private, workers, reference, Path(tmp))
-    result["ours"]["peak_self_mb"], result["ours"]["peak_children_mb"] = peak_memory_mb()
+        result["ours"] = run_ours(args.records, records, model, public, private, workers, args.allow_weak_key,
+                                  Path(tmp))
     if baseline:
         result["ratio"] = result["original"]["total_ms"] / result["ours"]["total_ms"]
     result["crypto"] = run_crypto_costs(model, public, private)
@@ -473,7 +425,8 @@ def render(result: dict) -> str:
     ]
     if orig:
         lines.append(f"original style measured on the first {orig['records']:,} of the {s['records']:,} records "
-                     f"(≈1.2 s per record at 3072 bits); ours on all {ours['records']:,}.")
+                     f"(≈1.2 s per record at 3072 bits); ours on all {ours['records']:,}, through the stage "
+                     "layer the scripts run, each stage reading and writing its documents.")
     else:
         lines.append("original style skipped (--baseline-records 0).")
     lines.append("")
@@ -724,7 +677,7 @@ def _main_only_ours(args, started: float) -> None:
     model, records = Model(args.model), Records(args.data)
     public, private, _ = load_or_generate_keys(args)
     with tempfile.TemporaryDirectory(prefix="ppml-bench-") as tmp:
-        result = run_streaming(args.records, records, model, public, private, args.workers or default_workers(),
+        result = run_ours(args.records, records, model, public, private, args.workers or default_workers(),
                                args.allow_weak_key, Path(tmp))
     if args.json:
         print(json.dumps(result))

@@ -34,7 +34,7 @@ from . import __version__
 from .documents import ModelParameters, ModelSpec
 from .encoder import CompiledColumns, CustomerTransform
 from .errors import InputError
-from .features import CATEGORICAL_FEATURES, DOMAIN_BOUNDS, NUMERIC_FEATURES, engineer_features
+from .features import CATEGORICAL_FEATURES, DOMAIN_BOUNDS, NUMERIC_FEATURES, RAW_COLUMNS, engineer_features
 from .paillier.codec import DEFAULT_TOLERANCE, design_codec
 from .tabular import (TabularFeatures, default_bounds, detect_columns, numeric_lookalikes, parse_numeric,
                       unnamed_column_notes)
@@ -127,6 +127,19 @@ def export_parameters(pipeline: Pipeline, inputs: dict, target: str, transform: 
                      {k: [float(v[0]), float(v[1])] for k, v in inputs.items()}, tolerance,
                      {"ppml": __version__, "scikit-learn": sklearn.__version__})
     return ModelParameters(spec, coef, intercept)
+
+
+def train(raw: pd.DataFrame, target: str | None = None, **options) -> TrainedModel:
+    """The model ``python -m ppml train`` fits: the laptop-price model when ``target`` is None
+    (``raw`` must hold the raw laptop columns and Price), else a tabular model of ``target``
+    (``options`` are :func:`train_tabular_model`'s)."""
+    if target is not None:
+        return train_tabular_model(raw, target, **options)
+    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
+    if missing:  # not laptop data at all: say how to train on it (a missing Price is bad data)
+        raise InputError(f"lacks the laptop column(s) {', '.join(repr(c) for c in missing)}; pass --target "
+                         "COLUMN to train a model of any CSV")
+    return train_laptop_model(raw)
 
 
 def train_laptop_model(raw: pd.DataFrame, alpha: float = RIDGE_ALPHA, test_fraction: float = TEST_FRACTION,

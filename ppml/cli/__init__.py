@@ -83,18 +83,15 @@ def train(data, target, log_target, categorical, numeric, ignore, bounds, min_fr
         raise click.UsageError("--target needs --out-dir DIR (the default . holds the laptop model's artifacts)")
     out_dir = "." if out_dir is None else out_dir
 
+    from ..model import train as train_model
+    from ..tabular import parse_bounds
+
     source = files.display_name(data)
     raw, _ = read_records(files.read_bytes(data), source)
+    options = {} if target is None else dict(log_target=log_target, numeric=numeric, categorical=categorical,
+                                             ignore=ignore, bounds=parse_bounds(bounds), min_frequency=min_frequency)
     try:
-        if target is None:
-            trained = _train_laptop(raw)
-        else:
-            from ..model import train_tabular_model
-            from ..tabular import parse_bounds
-
-            trained = train_tabular_model(raw, target, log_target=log_target, numeric=numeric,
-                                          categorical=categorical, ignore=ignore, bounds=parse_bounds(bounds),
-                                          min_frequency=min_frequency)
+        trained = train_model(raw, target, **options)
     except PpmlError as e:
         raise e.with_source(source)
     m = trained.metrics
@@ -122,17 +119,6 @@ def train(data, target, log_target, categorical, numeric, ignore, bounds, min_fr
         click.echo("bounds: " + ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in m["bounds"].items()))
     for path in artifacts.save_model(trained, out_dir):
         say(quiet, f"wrote {path}")
-
-
-def _train_laptop(raw):
-    from ..features import RAW_COLUMNS
-    from ..model import train_laptop_model
-
-    missing = [c for c in RAW_COLUMNS if c not in raw.columns]
-    if missing:  # not laptop data at all: say how to train on it (a missing Price is bad data)
-        raise click.UsageError(f"DATA lacks the laptop column(s) {', '.join(repr(c) for c in missing)}; "
-                               "pass --target COLUMN to train a model of any CSV")
-    return train_laptop_model(raw)
 
 
 @main.command("generate-data")

@@ -82,9 +82,10 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
                 break
             if "id" in frame.columns:
                 ids = [_id_value(v) for v in frame["id"]]
-                if len(seen_ids) + len(ids) != len(seen_ids.union(ids)) or len(set(ids)) != len(ids):
+                before = len(seen_ids)
+                seen_ids.update(ids)  # linear: each id is hashed once, whatever the chunking
+                if len(seen_ids) != before + len(ids):
                     raise InputError("column 'id' has duplicate values", source)
-                seen_ids.update(ids)
             else:
                 ids = list(range(offset, offset + len(frame)))
             frame.index = range(offset, offset + len(frame))

@@ -181,12 +181,22 @@ def dump_json(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n"
 
 
-def read_bytes(path) -> bytes:
-    """Bytes of ``path`` (or stdin for ``-``) with a one-line error when it cannot be read."""
-    if str(path) == STDIO:
-        return sys.stdin.buffer.read()
+#: Largest key or model file read whole (a model with a million features fits in a few).
+MAX_FILE_BYTES = 256 * 2 ** 20
+
+
+def read_bytes(path, limit: int = MAX_FILE_BYTES) -> bytes:
+    """Bytes of ``path`` (or stdin for ``-``), at most ``limit`` of them, with a one-line error
+    when it cannot be read or is longer (``/dev/zero`` must not exhaust memory)."""
     try:
-        return Path(path).read_bytes()
+        if str(path) == STDIO:
+            data = sys.stdin.buffer.read(limit + 1)
+        else:
+            with open(path, "rb") as f:
+                data = f.read(limit + 1)
+        if len(data) > limit:
+            raise DocumentError(f"is longer than the {limit:,} bytes such a file can be", display_name(path))
+        return data
     except FileNotFoundError:
         raise DocumentError("file not found", str(path)) from None
     except IsADirectoryError:

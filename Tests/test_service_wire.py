@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ppml.errors import DocumentError
+from ppml import streams
 from ppml.service import wire
 
 DOC = {"format": "x", "version": 1, "nested": {"a": [1, 2.5, None, True, 'q\\"]}']}, "text": "é\u2028",
@@ -100,5 +101,5 @@ def test_answer_text_matches_the_stream_writer(tmp_path, jsonl):
     with DocumentWriter(path, header, jsonl=jsonl) as w:
         for b in batches:
             w.write(b, len(b["ids"]))
-    text = wire.header_text(header, jsonl) + b"".join(wire.batch_text(b, i, jsonl) for i, b in enumerate(batches))
-    assert text + wire.end_text(3, 2, jsonl) == path.read_bytes()
+    text = streams.header_text(header, jsonl) + b"".join(streams.batch_text(b, i, jsonl) for i, b in enumerate(batches))
+    assert text + streams.end_text(3, 2, jsonl) == path.read_bytes()

@@ -53,42 +53,53 @@ def wants_jsonl(path) -> bool:
     return str(path) == files.STDIO or str(path).endswith(".jsonl")
 
 
+def header_text(header: dict, jsonl: bool) -> bytes:
+    """The start of a document in a layout: the JSON Lines header line, or the JSON object up
+    to its ``"batches":[`` (a declared ``records`` goes to the end instead)."""
+    head = {k: v for k, v in header.items() if k != "records"}
+    if jsonl:
+        return files.dump_json({**head, "layout": JSONL}).encode()
+    text = json.dumps(head, separators=(",", ":"), allow_nan=False)
+    return (text[:-1] + (',"batches":[' if head else '"batches":[')).encode()
+
+
+def batch_text(batch: dict, index: int, jsonl: bool) -> bytes:
+    """Batch number ``index`` (from 0) of a document in a layout."""
+    text = json.dumps(batch, separators=(",", ":"), allow_nan=False)
+    if jsonl:
+        return (text + "\n").encode()
+    return (("," if index else "") + text).encode()
+
+
+def end_text(records: int, batches: int, jsonl: bool) -> bytes:
+    """The end of a document: the JSON Lines end line, or the JSON object's closing part."""
+    if jsonl:
+        return files.dump_json({"end": True, "records": records, "batches": batches}).encode()
+    return f'],"records":{records}}}\n'.encode()
+
+
 class DocumentWriter:
     """Write ``header`` then batches; the output appears atomically on :meth:`close` (files) or
     is flushed batch by batch (stdout). Use as a context manager: an exception discards the
-    partial file and leaves any existing output untouched."""
+    partial file and leaves any existing output untouched. The service streams the same bytes
+    with :func:`header_text`, :func:`batch_text` and :func:`end_text`."""
 
     def __init__(self, path, header: dict, jsonl: bool | None = None):
         self.path = path
         self.jsonl = wants_jsonl(path) if jsonl is None else jsonl
         self.records = self.batches = 0
         self._out = files.StdoutSink() if str(path) == files.STDIO else files.AtomicFile(path)
-        head = {k: v for k, v in header.items() if k != "records"}
-        if self.jsonl:
-            self._emit(files.dump_json({**head, "layout": JSONL}))
-        else:
-            text = json.dumps(head, separators=(",", ":"), allow_nan=False)
-            self._emit(text[:-1] + (',"batches":[' if head else '"batches":['))
-
-    def _emit(self, text: str) -> None:
-        self._out.write(text.encode("utf-8"))
+        self._out.write(header_text(header, self.jsonl))
 
     def write(self, batch: dict, records: int) -> None:
-        text = json.dumps(batch, separators=(",", ":"), allow_nan=False)
-        if self.jsonl:
-            self._emit(text + "\n")
-        else:
-            self._emit(("," if self.batches else "") + text)
+        self._out.write(batch_text(batch, self.batches, self.jsonl))
         self.batches += 1
         self.records += records
         if self.jsonl:
             self._out.flush()
 
     def close(self) -> None:
-        if self.jsonl:
-            self._emit(files.dump_json({"end": True, "records": self.records, "batches": self.batches}))
-        else:
-            self._emit(f'],"records":{self.records}}}\n')
+        self._out.write(end_text(self.records, self.batches, self.jsonl))
         self._out.commit()
 
     def abort(self) -> None:

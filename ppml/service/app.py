@@ -32,7 +32,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from .. import artifacts, files, server
+from .. import artifacts, files, server, streams
 from ..documents import EncryptedFeatures, ModelParameters, check_count
 from ..errors import PpmlError
 from . import wire
@@ -245,7 +245,7 @@ class Service:
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", media.encode()), (b"cache-control", b"no-store")]})
             started = True
-            log["bytes_out"] += await self._send(send, wire.header_text(answer.header(), jsonl))
+            log["bytes_out"] += await self._send(send, streams.header_text(answer.header(), jsonl))
             window = 2 * self.pool.workers
 
             async def parsed():
@@ -283,7 +283,7 @@ class Service:
             while pending:
                 index, delivered = await self._deliver(send, pending, answer, jsonl, index, delivered, log, watch)
             check_count(reader.declared_records, index, total_records)
-            log["bytes_out"] += await self._send(send, wire.end_text(delivered, index, jsonl), more=False)
+            log["bytes_out"] += await self._send(send, streams.end_text(delivered, index, jsonl), more=False)
             self.metrics.records.inc(delivered)
             self.metrics.batches.inc(index)
             return 200
@@ -323,7 +323,7 @@ class Service:
         batch = await future
         if watch and watch[0].done():  # http.disconnect: nobody is reading any more
             raise _ClientGone()
-        log["bytes_out"] += await self._send(send, wire.batch_text(answer.batch_dict(batch), index, jsonl))
+        log["bytes_out"] += await self._send(send, streams.batch_text(answer.batch_dict(batch), index, jsonl))
         log["batches"] = index + 1
         return index + 1, delivered + count
 

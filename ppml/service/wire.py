@@ -1,4 +1,6 @@
-"""Documents on the wire: a request body read incrementally, an answer written batch by batch.
+"""Documents on the wire: a request body read incrementally (the answer is written with
+:func:`ppml.streams.header_text`, :func:`~ppml.streams.batch_text` and
+:func:`~ppml.streams.end_text`, the bytes a file would hold).
 
 A features document may arrive in either layout of :mod:`ppml.streams` (JSON, or JSON Lines
 with a header line, one batch per line and an end line). The reader does not trust the
@@ -14,14 +16,13 @@ batch can be checked.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from typing import AsyncIterator
 
 from .. import files
 from ..errors import DocumentError
+from ..streams import JSONL
 
-JSONL = "jsonl"
 #: Largest single JSON value (a header field, one batch, one JSON Lines line).
 MAX_VALUE_BYTES = 16 << 20
 #: Deepest nesting of arrays and objects accepted (the documents need 3).
@@ -275,26 +276,3 @@ class BodyReader:
                     raise DocumentError(f"data after the end line (line {lineno})", self.name)
                 return
             yield item
-
-
-# -- the answer ---------------------------------------------------------------------------------
-def header_text(header: dict, jsonl: bool) -> bytes:
-    """The start of a document in a layout, as :class:`ppml.streams.DocumentWriter` writes it."""
-    head = {k: v for k, v in header.items() if k != "records"}
-    if jsonl:
-        return files.dump_json({**head, "layout": JSONL}).encode()
-    text = json.dumps(head, separators=(",", ":"), allow_nan=False)
-    return (text[:-1] + (',"batches":[' if head else '"batches":[')).encode()
-
-
-def batch_text(batch: dict, index: int, jsonl: bool) -> bytes:
-    text = json.dumps(batch, separators=(",", ":"), allow_nan=False)
-    if jsonl:
-        return (text + "\n").encode()
-    return (("," if index else "") + text).encode()
-
-
-def end_text(records: int, batches: int, jsonl: bool) -> bytes:
-    if jsonl:
-        return files.dump_json({"end": True, "records": records, "batches": batches}).encode()
-    return f'],"records":{records}}}\n'.encode()

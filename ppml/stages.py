@@ -133,6 +133,59 @@ def guard_output(output, inputs: Sequence = (), protected: Sequence[tuple] = ())
 # ---------------------------------------------------------------------------------------------
 # The stages
 # ---------------------------------------------------------------------------------------------
+def customer_model(model_dir) -> tuple[ModelSpec, object]:
+    """The model's public files as the customer uses them: ``Model.json`` and ``col_tnf.pkl``,
+    refused unless they come from the same training."""
+    from . import artifacts
+
+    spec = artifacts.load_spec(model_dir)
+    col_tnf_path = Path(model_dir) / artifacts.COL_TNF
+    col_tnf = artifacts.load_pickle(col_tnf_path)
+    try:
+        customer.check_transform(col_tnf, spec)
+    except PpmlError as e:
+        raise e.with_source(str(col_tnf_path))
+    return spec, col_tnf
+
+
+def _records(records, chunk: int):
+    """(source name, chunks of (raw frame, ids)) of a CSV path or ``-``, or the sample laptop."""
+    if records is None:
+        return "the sample laptop", customer.sample_records()
+    source = files.display_name(records)
+    return source, customer.iter_record_chunks(records, source, chunk)
+
+
+def features(records, output, *, spec: ModelSpec, col_tnf, protected: Sequence[tuple] = (),
+             watch: Watch = Watch()) -> Outcome:
+    """Raw records → their feature vectors as CSV (``id``, then one column per model feature, the
+    shortest decimal of each float64): exactly what :func:`encrypt` encodes, bounds checked as
+    it checks them, for a client that implements the rest of the protocol itself."""
+    import csv
+    import io
+
+    source, chunks = _records(records, 32 * customer.CHUNK_BATCHES)  # any chunk size gives the same output
+    guard_output(output, [records], protected)
+    batches = count = 0
+    with watch.step("features"), (files.StdoutSink() if output == files.STDIO else files.AtomicFile(output)) as sink:
+        for frame, ids in with_source(chunks, source):
+            try:
+                x = customer.prepare_features(col_tnf, spec, frame, ids)
+                spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)  # the bounds check
+            except PpmlError as e:
+                raise e.with_source(source)
+            text = io.StringIO()
+            writer = csv.writer(text, lineterminator="\n")
+            if not count:
+                writer.writerow(["id", *spec.features])
+            writer.writerows([i, *map(repr, map(float, row))] for i, row in zip(ids, x))
+            sink.write(text.getvalue().encode())
+            sink.flush()
+            batches, count = batches + 1, count + len(ids)
+            watch.advance(len(ids))
+    return Outcome(count, batches, output)
+
+
 def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, workers: int = 1,
             scheduler=None, protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
     """Raw records (a CSV path, ``-``, or None for the sample laptop) → an encrypted-features
@@ -141,11 +194,7 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
 
     m = spec.codec.slots_for(keys.bits)
     chunk = m * customer.CHUNK_BATCHES
-    if records is None:
-        source, chunks = "the sample laptop", customer.sample_records()
-    else:
-        source = files.display_name(records)
-        chunks = customer.iter_record_chunks(records, source, chunk)
+    source, chunks = _records(records, chunk)
     with watch.step("read"):
         prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
         first = next(prepared)  # the first chunk is read and checked before any key is created

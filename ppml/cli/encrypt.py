@@ -41,19 +41,13 @@ def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, sch
     names the records. Without RECORDS, the bundled sample laptop is encrypted. A key pair is
     created in the key folder if there is none.
     """
-    from .. import artifacts, customer, files, stages
-    from ..errors import KeyFileError, PpmlError
+    from .. import customer, files, stages
+    from ..errors import KeyFileError
     from ..keystore import KeyStore
 
     watch = CommandWatch("Encrypting", verbose, quiet)
     with watch.step("load model"):
-        spec = artifacts.load_spec(model_dir)
-        col_tnf_path = Path(model_dir) / artifacts.COL_TNF
-        col_tnf = artifacts.load_pickle(col_tnf_path)
-        try:
-            customer.check_transform(col_tnf, spec)
-        except PpmlError as e:
-            raise e.with_source(str(col_tnf_path))
+        spec, col_tnf = stages.customer_model(model_dir)
     if records is None and not customer.is_laptop_transform(col_tnf):
         raise click.UsageError(f"RECORDS is required for this model (the sample laptop only fits the laptop "
                                f"model); give a CSV with the columns {', '.join(col_tnf.input_columns)}")

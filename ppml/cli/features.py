@@ -25,51 +25,11 @@ def features_command(records, output, model_dir, quiet):
     model's order, as the shortest decimal that reads back as the exact float64. Records
     outside the model's declared bounds are refused as CustomerEncrypts.py refuses them.
     """
-    import csv
-    import io
-    import sys
-    from pathlib import Path
+    from .. import customer, stages
 
-    from .. import artifacts, customer, files
-    from ..errors import PpmlError
-
-    spec = artifacts.load_spec(model_dir)
-    col_tnf_path = Path(model_dir) / artifacts.COL_TNF
-    col_tnf = artifacts.load_pickle(col_tnf_path)
-    try:
-        customer.check_transform(col_tnf, spec)
-    except PpmlError as e:
-        raise e.with_source(str(col_tnf_path))
+    spec, col_tnf = stages.customer_model(model_dir)
     if records is None and not customer.is_laptop_transform(col_tnf):
         raise click.UsageError("RECORDS is required for this model (the sample laptop only fits the laptop model)")
-    source = files.display_name(records) if records is not None else "sample laptop"
-    chunks = (customer.iter_record_chunks(records, source, 64 * 32) if records is not None
-              else customer.sample_records())
-    out = files.AtomicFile(output) if output != files.STDIO else None
-    count = 0
-    try:
-        for frame, ids in chunks:
-            try:
-                x = customer.prepare_features(col_tnf, spec, frame, ids)
-                spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)  # the bounds check
-            except PpmlError as e:
-                raise e.with_source(source)
-            text = io.StringIO()
-            writer = csv.writer(text, lineterminator="\n")
-            if count == 0:
-                writer.writerow(["id", *spec.features])
-            writer.writerows([i, *map(repr, map(float, row))] for i, row in zip(ids, x))
-            count += len(ids)
-            data = text.getvalue().encode()
-            if out is None:
-                sys.stdout.buffer.write(data)
-                sys.stdout.buffer.flush()
-            else:
-                out.write(data)
-    except BaseException:
-        if out is not None:
-            out.abort()
-        raise
-    if out is not None:
-        out.commit()
-    say(quiet, f"Wrote the feature vectors of {count} record(s) to {output if output != '-' else '<stdout>'}")
+    done = stages.run_one(lambda source, output: stages.features(
+        source, output, spec=spec, col_tnf=col_tnf, protected=stages.model_files(model_dir)), records, output)
+    say(quiet, f"Wrote the feature vectors of {done.records} record(s) to {output if output != '-' else '<stdout>'}")

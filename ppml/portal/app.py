@@ -66,7 +66,7 @@ SECURITY_HEADERS = {
                                "frame-ancestors 'none'; base-uri 'none'",
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",  # not "no-referrer": that makes a form post's Origin "null"
     "cache-control": "no-store",
 }
 

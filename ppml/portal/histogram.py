@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 WIDTH, HEIGHT = 640, 260
 #: Room for the axes' labels: left, right, top, bottom.
-MARGIN = (48, 16, 12, 40)
+MARGIN = (48, 48, 12, 40)
 MAX_BINS = 30
 
 

@@ -291,6 +291,12 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int
     return Outcome(counts[1], counts[0], output)
 
 
+def readable(value: float) -> str:
+    """How a prediction is shown to a person (``CustomerDecrypts.py``'s lines, the portal):
+    prices and salaries as 62,996.92; small values with six significant digits, not 0.00."""
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.6g}"
+
+
 def csv_field(value) -> str:
     text = str(value)
     if any(c in text for c in ',"\n\r'):

@@ -7,6 +7,7 @@ from .common import keys_option, quiet_option, reports_errors, say, weak_key_opt
 from .decrypt import decrypt_command
 from .encrypt import encrypt_command
 from .features import features_command
+from .portal import portal_command
 from .remote import fetch_model_command, request_command
 from .score import score_command
 from .service import clients_group, serve_command
@@ -158,3 +159,4 @@ main.add_command(clients_group)
 main.add_command(request_command)
 main.add_command(fetch_model_command)
 main.add_command(features_command)
+main.add_command(portal_command)

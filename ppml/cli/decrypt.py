@@ -51,7 +51,7 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, wait, max_batc
     def process(source, output):
         done = stages.decrypt(source, output, spec=spec, keys=keys, workers=workers, limits=limits(max_batch_mb),
                               protected=protected, watch=watch,
-                              readable=lambda rid, value: f"{rid}: {spec.target} = {readable(value)}\n")
+                              readable=lambda rid, value: f"{rid}: {spec.target} = {stages.readable(value)}\n")
         watch.end()
         if output not in (None, "-"):
             say(quiet, f"Wrote {done.records} prediction(s) to {output}")
@@ -60,8 +60,3 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, wait, max_batc
               suffixes=(".json", ".jsonl"), out_name=lambda p: Path(p).stem + ".csv", quiet=quiet, what="decrypt",
               wait=wait)
     watch.timer.report()
-
-
-def readable(value: float) -> str:
-    """Prices and salaries as 62,996.92; small values with six significant digits, not 0.00."""
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.6g}"

@@ -176,7 +176,7 @@ def ciphertext(index, make):
 def answer_ciphertext(make):
     def setup(w):
         n, p, q = key_numbers()
-        edit(ANSWER, lambda d: d["batches"][0].__setitem__("ciphertext", make(n, p, q)))
+        edit(ANSWER, lambda d: d["batches"][0]["ciphertexts"].__setitem__(0, make(n, p, q)))
     return setup
 
 
@@ -434,8 +434,9 @@ CASES = [
          "(col_tnf.pkl and Encrypted_ModelParameters/Model.json are from different trainings)"),
     case("model-json-tampered-customer", lambda w: edit(MODEL, tamper_model_bound), "encrypt",
          ["records.csv", WEAK], 3, f"Error: {MODEL}: fingerprint does not match the content (the model file was altered)"),
-    case("model-json-unknown-version", lambda w: edit(MODEL, lambda d: d.update(version=2)), "encrypt",
-         ["records.csv", WEAK], 3, f"Error: {MODEL}: version 2 of 'ppml.model' is not supported (supported: 1)"),
+    case("model-json-old-version", lambda w: edit(MODEL, lambda d: d.update(version=1)), "encrypt",
+         ["records.csv", WEAK], 3, f"Error: {MODEL}: version 1 of 'ppml.model' is not supported (supported: 2; "
+                                   "retrain or re-export the model to write it again)"),
     case("weak-key-without-flag", nothing, "encrypt", ["records.csv"], 1, f"Error: {PUBLIC}: {WEAK_KEY}"),
     case("private-key-mode-0644-encrypt", chmod(PRIVATE, 0o644), "encrypt", ["records.csv", WEAK], 1,
          f"Error: {PRIVATE}: permissions 0644 are too open: the private key must be readable by its "
@@ -529,10 +530,14 @@ CASES = [
     case("coefficients-of-another-model",
          lambda w: edit(COEFFICIENTS, lambda d: d.update(model_fingerprint="sha256:" + "cd" * 32)), "score", [WEAK], 4,
          "Error: Encrypted_ModelParameters: the coefficients belong to another model than the model description"),
-    case("coefficients-one-missing", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"].pop()), "score",
-         [WEAK], 3, "Error: Encrypted_ModelParameters: field 'coefficients' has {features_minus_one} values, "
+    case("coefficients-one-missing", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"][0].pop()), "score",
+         [WEAK], 3, "Error: Encrypted_ModelParameters: field 'coefficients[0]' has {features_minus_one} values, "
                     "expected {features}"),
-    case("coefficients-astronomical", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"].__setitem__(0, 1e300)),
+    case("coefficients-one-row-too-many", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"].append([0.0])),
+         "score", [WEAK], 3,
+         "Error: Encrypted_ModelParameters: field 'coefficients' has 2 rows, expected 1 (one per output)"),
+    case("coefficients-astronomical",
+         lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"][0].__setitem__(0, 1e300)),
          "score", [WEAK], 3,
          "Error: Encrypted_ModelParameters: the weights or bounds are too large for the codec's fixed-point scale"),
     case("intercept-missing", remove(INTERCEPT), "score", [WEAK], 1,
@@ -551,9 +556,11 @@ CASES = [
     case("answer-for-another-key", nothing, "decrypt", ["--keys", "OtherKeys", *SO, WEAK], 4,
          IN_ANSWER + "encrypted for key {fp}…, but the key in use is {ofp}…"),
     case("answer-ciphertext-zero", answer_ciphertext(lambda n, p, q: "0"), "decrypt", [*SO, WEAK], 3,
-         IN_ANSWER + "batch 0 ciphertext " + CT_RANGE),
+         IN_ANSWER + "batch 0 ciphertext 0 " + CT_RANGE),
     case("answer-ciphertext-multiple-of-q", answer_ciphertext(lambda n, p, q: format(q, "x")), "decrypt", [*SO, WEAK],
-         3, IN_ANSWER + "batch 0 ciphertext is not a unit modulo n: not a valid ciphertext"),
+         3, IN_ANSWER + "batch 0 ciphertext 0 is not a unit modulo n: not a valid ciphertext"),
+    case("answer-ciphertexts-one-per-output", doc_edit(lambda d: d["batches"][0]["ciphertexts"].append("1"), ANSWER),
+         "decrypt", [*SO, WEAK], 3, IN_ANSWER + "batch 0 has 2 ciphertexts, expected 1 (one per output)"),
     case("answer-ciphertext-overflows-slots", answer_ciphertext(overflowing_answer), "decrypt", [*SO, WEAK], 3,
          IN_ANSWER + "decrypted value overflows its slots (wrong key, model or codec)"),
     case("answer-jsonl-without-end-line", drop_last_lines(ANSWER_JSONL), "decrypt", [ANSWER_JSONL, *SO, WEAK], 3,
@@ -562,12 +569,12 @@ CASES = [
          IN_ANSWER + f"records says 7 but the batches hold {RECORDS_ROWS}"),
     case("answer-records-count-wrong-printed", doc_edit(lambda d: d.update(records=7), ANSWER), "decrypt", [WEAK], 3,
          IN_ANSWER + f"records says 7 but the batches hold {RECORDS_ROWS}"),
-    case("answer-unknown-transform", doc_edit(lambda d: d["target"].update(transform="sqrt"), ANSWER), "decrypt",
-         [*SO, WEAK], 3, IN_ANSWER + "target must have a name and a transform in ('identity', 'log')"),
-    case("answer-target-lone-surrogate", doc_edit(lambda d: d["target"].update(name="\udcff"), ANSWER), "decrypt",
+    case("answer-outputs-of-another-model", doc_edit(lambda d: d.update(outputs=["Salary"]), ANSWER), "decrypt",
+         [*SO, WEAK], 4, IN_ANSWER + "the answer's outputs ['Salary'] are not the model's ['Price']"),
+    case("answer-output-lone-surrogate", doc_edit(lambda d: d.update(outputs=["\udcff"]), ANSWER), "decrypt",
          [WEAK], 3, IN_ANSWER + "is not UTF-8 text"),
     case("answer-unknown-version", doc_edit(lambda d: d.update(version=99), ANSWER), "decrypt", [*SO, WEAK], 3,
-         IN_ANSWER + "version 99 of 'ppml.encrypted-predictions' is not supported (supported: 1)"),
+         IN_ANSWER + "version 99 of 'ppml.encrypted-predictions' is not supported (supported: 2)"),
     case("answer-empty", write(ANSWER, b"\n\n"), "decrypt", [*SO, WEAK], 3, IN_ANSWER + "is empty, expected a JSON document"),
     case("decrypt-output-is-a-folder", mkdir("preds"), "decrypt", ["-o", "preds", WEAK], 1,
          "Error: preds: is a folder; give a file name for the output"),
@@ -620,6 +627,7 @@ CASES = [
          "Error: " + WEAK_KEY),
     case("keygen-folder-under-a-file", nothing, "keygen", ["--keys", "records.csv/keys", "--key-size", "1024", WEAK],
          1, "Error: records.csv/keys/private_key.json: cannot write here: records.csv is a file, not a folder"),
+
 ]
 
 #: Permission bits do not stop root. Under root these run only as real processes, started

@@ -168,7 +168,7 @@ def run_original(raw, model: Model, public, private, reference, out_dir: Path) -
 
     pub = paillier.PaillierPublicKey(int(public.n))
     priv = paillier.PaillierPrivateKey(pub, int(private.p), int(private.q))
-    coefficients, intercept = model.params.coefficients, model.params.intercept
+    coefficients, intercept = model.params.coefficients[0], model.params.intercepts[0]  # one output: the price
     n = len(raw)
 
     c0, t0 = cpu_seconds(), time.perf_counter()
@@ -237,7 +237,7 @@ def run_ours(raw, ids, model: Model, public, private, workers: int, reference, o
 
     if [i for i, _ in pairs] != list(ids):
         raise AssertionError("decrypted ids differ from the input ids")  # would be a library bug
-    error = max(abs(math.log(price) - ref) for (_, price), ref in zip(pairs, reference))
+    error = max(abs(math.log(price) - ref) for (_, (price,)), ref in zip(pairs, reference))
     return _figures(n, t1 - t0, t2 - t1, t3 - t2, t4 - t3, cpu, features_path.stat().st_size,
                     answer_path.stat().st_size, error)
 
@@ -285,7 +285,7 @@ def run_streaming(n: int, records: Records, model: Model, public, private, worke
     batches = 0
     for chunk in customer.decrypt_stream(predictions, incoming, private, spec, workers):
         batches += 1
-        for i, price in chunk:
+        for i, (price,) in chunk:
             log_prices[i] = math.log(price)
     check_count(reader.declared_records, batches, int(np.isfinite(log_prices).sum()))
     t3, cpu = time.perf_counter(), cpu_seconds() - c0
@@ -331,7 +331,7 @@ def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
 
     codec = model.spec.codec
     m = codec.slots_for(public.bits)
-    W, B = model.params.integer_weights()
+    (W, B), = model.params.integer_weights()  # the laptop model has one output
     rows = [[secrets.randbelow(1 << codec.feature_bits) for _ in W] for _ in range(m)]
     cts = encrypt_packed(Encryptor(public, private, expected=len(W)), codec, rows)
     old = Encryptor(public, expected=LARGE_BATCHES_FOR_COSTS)

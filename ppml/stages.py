@@ -199,9 +199,9 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int
             limits: Limits = Limits(), protected: Sequence[tuple] = (), watch: Watch = Watch(),
             readable: Callable | None = None) -> Outcome:
     """An encrypted-predictions document → predictions, decoded with the customer's own model
-    description ``spec``: a CSV (``id,prediction``) at ``output`` (a path or ``-``), or, with
-    ``output`` None, one ``readable(id, value)`` line per record on stdout, printed only once the
-    whole answer has been checked."""
+    description ``spec``: a CSV (``id`` and ``spec.columns``) at ``output`` (a path or ``-``), or,
+    with ``output`` None, one ``readable(id, prediction)`` line per record on stdout, printed only
+    once the whole answer has been checked."""
     source = files.display_name(answer)
     with watch.step("read"):
         reader = DocumentReader(answer, limits)  # waits for the first line of a pipe
@@ -213,7 +213,7 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int
     except PpmlError as e:
         raise e.with_source(source)
     guard_output(output, [answer], [*key_files(keys.store), *protected])
-    reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, 1, doc.slots)
+    reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, len(doc.outputs), doc.slots)
     parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
     counts = [0, 0]
 
@@ -230,16 +230,22 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int
 
     with watch.step("decrypt"):
         if output is None:
-            lines = "".join(readable(rid, value) for rid, value in pairs())
+            lines = "".join(readable(rid, prediction) for rid, prediction in pairs())
             sink = files.StdoutSink()
             sink.write(lines.encode("utf-8"))
             sink.flush()
         else:
             with (files.StdoutSink() if output == files.STDIO else files.AtomicFile(output)) as sink:
-                sink.write(b"id,prediction\n")
-                for rid, value in pairs():
-                    sink.write(f"{csv_field(rid)},{value!r}\n".encode())
+                sink.write((",".join(map(csv_field, ["id", *spec.columns])) + "\n").encode())
+                for rid, prediction in pairs():
+                    sink.write((",".join([csv_field(rid), *map(csv_value, prediction)]) + "\n").encode())
     return Outcome(counts[1], counts[0], output)
+
+
+def csv_value(value) -> str:
+    """A prediction's CSV text: a float at full precision (``repr`` reads back as the same
+    double), a class label as text."""
+    return repr(value) if isinstance(value, float) else csv_field(value)
 
 
 def csv_field(value) -> str:

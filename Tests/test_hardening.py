@@ -61,10 +61,11 @@ RECORDS_ROWS = 3
 TRAIN_ROWS = 200
 
 COMMANDS = {"encrypt": (encrypt_command, []), "score": (score_command, []),
-            "decrypt": (decrypt_command, []), "train": (main, ["train"]), "keygen": (main, ["keygen"])}
+            "decrypt": (decrypt_command, []), "train": (main, ["train"]), "keygen": (main, ["keygen"]),
+            "export": (main, ["export"])}
 SCRIPTS = {"encrypt": ["CustomerEncrypts.py"], "score": ["ServerModelRun.py"],
            "decrypt": ["CustomerDecrypts.py"], "train": ["-m", "ppml", "train"],
-           "keygen": ["-m", "ppml", "keygen"]}
+           "keygen": ["-m", "ppml", "keygen"], "export": ["-m", "ppml", "export"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +99,23 @@ def base(tmp_path_factory, keypair, other_keypair):
     for src, out in ((DATA, ANSWER), (DATA_JSONL, ANSWER_JSONL)):
         _ok(score_command, [str(b / src), "-o", str(b / out), *params, WEAK])
     _ok(decrypt_command, [str(b / ANSWER), "-o", str(b / "predictions.csv"), *keys, WEAK])
+    _company_estimators(b)
     return b
+
+
+def _company_estimators(folder: Path) -> None:
+    """A company's own pickled estimators (a linear one and a forest) and their training CSV."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.uniform(0, 10, 30), "z": rng.uniform(-5, 5, 30)})
+    y = 3 * X["x"] - X["z"]
+    X.assign(y=y).to_csv(folder / "est_train.csv", index=False)
+    for name, estimator in (("est.pkl", Ridge()), ("forest.pkl", RandomForestRegressor(2, random_state=0))):
+        (folder / name).write_bytes(pickle.dumps(estimator.fit(X, y)))
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +167,11 @@ def records_edit(change, out="bad.csv"):
 
 
 def training_rows(change):
-    return csv_edit("train.csv", change, "bad_train.csv")
+    return training_rows_of("train.csv", change)
+
+
+def training_rows_of(source, change):
+    return csv_edit(source, change, "bad_train.csv")
 
 
 def cell(column, value, row=1, out="bad.csv"):
@@ -373,6 +394,7 @@ IN_RECORDS = "Error: bad.csv: "
 IN_DATA = f"Error: {DATA}: "
 IN_ANSWER = f"Error: {ANSWER}: "
 SO = ["-o", "predictions.csv"]  # decrypt into the existing predictions.csv (must stay untouched)
+EXPORT = ["--data", "est_train.csv", "--target", "y", "--out-dir", "exported"]
 WEAK_KEY = "a 1024-bit key is too small: at least 2048 bits (smaller keys only for tests, with --allow-weak-key)"
 CT_RANGE = "is out of range for this key (need 0 < c < n²)"
 
@@ -627,7 +649,19 @@ CASES = [
          "Error: " + WEAK_KEY),
     case("keygen-folder-under-a-file", nothing, "keygen", ["--keys", "records.csv/keys", "--key-size", "1024", WEAK],
          1, "Error: records.csv/keys/private_key.json: cannot write here: records.csv is a file, not a folder"),
-
+    # -- python -m ppml export -----------------------------------------------------------------
+    case("export-random-forest", nothing, "export", ["forest.pkl", *EXPORT], 1,
+         "Error: forest.pkl: RandomForestRegressor is not a linear model: only linear regressors and classifiers "
+         "can be scored under encryption (an ensemble's prediction combines many models, not one W·x + b)"),
+    case("export-not-a-pickle", nothing, "export", ["records.csv", *EXPORT], 1,
+         "Error: records.csv: cannot unpickle the estimator (UnpicklingError: invalid load key, ' '.)"),
+    case("export-pickle-missing", nothing, "export", ["nope.pkl", *EXPORT], 3, "Error: nope.pkl: file not found"),
+    case("export-data-lacks-a-column", training_rows_of("est_train.csv", lambda rows, c: [k for k in c if k != "z"]),
+         "export", ["est.pkl", "--data", "bad_train.csv", "--target", "y", "--out-dir", "exported"], 3,
+         "Error: bad_train.csv: X_train lacks column(s) 'z' that the estimator was fitted on"),
+    case("export-bounds-exclude-training-data", nothing, "export", ["est.pkl", *EXPORT, "--bounds", "x=0:1"], 3,
+         "Error: est_train.csv: --bounds x=0:1: row 0 has 6.36962, outside; the bounds must hold every training "
+         "value"),
 ]
 
 #: Permission bits do not stop root. Under root these run only as real processes, started
@@ -638,7 +672,8 @@ DROP_ROOT_BYPASS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", 
 #: Also run as real processes of the root scripts / ``python -m ppml``.
 SUBPROCESS = UNPRIVILEGED + ["csv-not-utf8", "pickle-runs-a-command", "json-truncated", "jsonl-without-end-line",
               "ciphertext-multiple-of-p", "score-output-is-a-folder", "answer-for-another-key",
-              "private-key-mode-0644", "train-non-positive-price", "keygen-folder-under-a-file"]
+              "private-key-mode-0644", "train-non-positive-price", "keygen-folder-under-a-file",
+              "export-random-forest"]
 
 
 # ---------------------------------------------------------------------------------------------

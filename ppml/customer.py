@@ -70,13 +70,13 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
                 raise InputError(f"cannot read: {e.strerror}", source) from None
     try:
         # pandas raises at open when reading whole, at each chunk otherwise.
-        with _CsvErrors(source):
+        with CsvErrors(source):
             reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8",
                                  chunksize=chunk_records)
         frames = reader if chunk_records else iter([reader])
         seen_ids, offset = set(), 0
         while True:
-            with _CsvErrors(source):
+            with CsvErrors(source):
                 frame = next(frames, None)
             if frame is None or frame.empty:
                 break
@@ -97,7 +97,7 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
             stream.close()
 
 
-class _CsvErrors:
+class CsvErrors:
     """pandas' reading errors → one-line InputErrors naming the file."""
 
     def __init__(self, source: str):

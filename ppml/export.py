@@ -542,6 +542,44 @@ def export(estimator, X_train, out_dir, *, bounds=None, target=None,
     return exported
 
 
+# ---------------------------------------------------------------------------------------------
+# From files (python -m ppml export)
+# ---------------------------------------------------------------------------------------------
+def load_estimator(path):
+    """The company's own pickled estimator, loaded with plain :mod:`pickle`: unlike every other
+    pickle ppml reads, this one may run code, so it must be a file the company wrote itself."""
+    from . import files
+
+    data = files.read_bytes(path)
+    try:
+        return pickle.loads(data)
+    except Exception as e:  # noqa: BLE001 - a corrupt pickle or a class this environment lacks raises anything
+        detail = (str(e).strip().splitlines() or [""])[0]
+        raise ArtifactError(f"cannot unpickle the estimator ({type(e).__name__}: {detail})",
+                            files.display_name(path)) from None
+
+
+def training_frame(path, estimator, targets=()):
+    """The training CSV as a data scientist's DataFrame (pandas' own type inference: numbers as
+    numbers, text as text), without the target column(s) and without an ``id`` column the
+    estimator was not fitted on (the customer's records name themselves with it)."""
+    import io
+
+    import pandas as pd
+
+    from . import files
+    from .customer import CsvErrors
+
+    source = files.display_name(path)
+    with CsvErrors(source):
+        frame = pd.read_csv(io.BytesIO(files.read_bytes(path)), encoding="utf-8")
+    if frame.empty:
+        raise InputError("has a header but no records", source)
+    fitted = [str(n) for n in getattr(estimator, "feature_names_in_", ())]
+    dropped = [c for c in [*targets, "id"] if c in frame.columns and c not in fitted]
+    return frame.drop(columns=dropped)
+
+
 class _CallableModule(types.ModuleType):
     """``ppml.export`` is both this module and, for notebooks, the function :func:`export`:
     importing the submodule rebinds the package attribute to the module, so the module itself

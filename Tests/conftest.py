@@ -101,3 +101,26 @@ def run_script(name: str, *args: str, cwd=None, stdin: bytes | None = None):
 
     return subprocess.run([sys.executable, str(ROOT / name), *args], cwd=cwd, input=stdin,
                           capture_output=True, timeout=300)
+
+
+_PROBE = """
+import runpy, sys
+sys.path.insert(0, {root!r})  # as `python script.py` does
+sys.argv = {argv!r}
+try:
+    runpy.run_path({script!r}, run_name="__main__")
+except SystemExit as e:
+    assert not e.code, e.code
+print(sorted(m for m in ("pandas", "sklearn", "scipy", "numpy") if m in sys.modules))
+"""
+
+
+def imported_heavy_modules(script: str, argv, cwd) -> str:
+    """Which of pandas, scikit-learn, SciPy and numpy a real run of a root script loads, as the
+    printed sorted list (``"[]"`` for none)."""
+    import subprocess
+
+    code = _PROBE.format(argv=[script, *argv], script=str(ROOT / script), root=str(ROOT))
+    out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]

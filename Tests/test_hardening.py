@@ -61,10 +61,11 @@ RECORDS_ROWS = 3
 TRAIN_ROWS = 200
 
 COMMANDS = {"encrypt": (encrypt_command, []), "score": (score_command, []),
-            "decrypt": (decrypt_command, []), "train": (main, ["train"]), "keygen": (main, ["keygen"])}
+            "decrypt": (decrypt_command, []), "train": (main, ["train"]), "keygen": (main, ["keygen"]),
+            "export": (main, ["export"])}
 SCRIPTS = {"encrypt": ["CustomerEncrypts.py"], "score": ["ServerModelRun.py"],
            "decrypt": ["CustomerDecrypts.py"], "train": ["-m", "ppml", "train"],
-           "keygen": ["-m", "ppml", "keygen"]}
+           "keygen": ["-m", "ppml", "keygen"], "export": ["-m", "ppml", "export"]}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -98,7 +99,23 @@ def base(tmp_path_factory, keypair, other_keypair):
     for src, out in ((DATA, ANSWER), (DATA_JSONL, ANSWER_JSONL)):
         _ok(score_command, [str(b / src), "-o", str(b / out), *params, WEAK])
     _ok(decrypt_command, [str(b / ANSWER), "-o", str(b / "predictions.csv"), *keys, WEAK])
+    _company_estimators(b)
     return b
+
+
+def _company_estimators(folder: Path) -> None:
+    """A company's own pickled estimators (a linear one and a forest) and their training CSV."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.ensemble import RandomForestRegressor
+    from sklearn.linear_model import Ridge
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.uniform(0, 10, 30), "z": rng.uniform(-5, 5, 30)})
+    y = 3 * X["x"] - X["z"]
+    X.assign(y=y).to_csv(folder / "est_train.csv", index=False)
+    for name, estimator in (("est.pkl", Ridge()), ("forest.pkl", RandomForestRegressor(2, random_state=0))):
+        (folder / name).write_bytes(pickle.dumps(estimator.fit(X, y)))
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +167,11 @@ def records_edit(change, out="bad.csv"):
 
 
 def training_rows(change):
-    return csv_edit("train.csv", change, "bad_train.csv")
+    return training_rows_of("train.csv", change)
+
+
+def training_rows_of(source, change):
+    return csv_edit(source, change, "bad_train.csv")
 
 
 def cell(column, value, row=1, out="bad.csv"):
@@ -176,7 +197,7 @@ def ciphertext(index, make):
 def answer_ciphertext(make):
     def setup(w):
         n, p, q = key_numbers()
-        edit(ANSWER, lambda d: d["batches"][0].__setitem__("ciphertext", make(n, p, q)))
+        edit(ANSWER, lambda d: d["batches"][0]["ciphertexts"].__setitem__(0, make(n, p, q)))
     return setup
 
 
@@ -373,6 +394,7 @@ IN_RECORDS = "Error: bad.csv: "
 IN_DATA = f"Error: {DATA}: "
 IN_ANSWER = f"Error: {ANSWER}: "
 SO = ["-o", "predictions.csv"]  # decrypt into the existing predictions.csv (must stay untouched)
+EXPORT = ["--data", "est_train.csv", "--target", "y", "--out-dir", "exported"]
 WEAK_KEY = "a 1024-bit key is too small: at least 2048 bits (smaller keys only for tests, with --allow-weak-key)"
 CT_RANGE = "is out of range for this key (need 0 < c < n²)"
 
@@ -434,8 +456,9 @@ CASES = [
          "(col_tnf.pkl and Encrypted_ModelParameters/Model.json are from different trainings)"),
     case("model-json-tampered-customer", lambda w: edit(MODEL, tamper_model_bound), "encrypt",
          ["records.csv", WEAK], 3, f"Error: {MODEL}: fingerprint does not match the content (the model file was altered)"),
-    case("model-json-unknown-version", lambda w: edit(MODEL, lambda d: d.update(version=2)), "encrypt",
-         ["records.csv", WEAK], 3, f"Error: {MODEL}: version 2 of 'ppml.model' is not supported (supported: 1)"),
+    case("model-json-old-version", lambda w: edit(MODEL, lambda d: d.update(version=1)), "encrypt",
+         ["records.csv", WEAK], 3, f"Error: {MODEL}: version 1 of 'ppml.model' is not supported (supported: 2; "
+                                   "retrain or re-export the model to write it again)"),
     case("weak-key-without-flag", nothing, "encrypt", ["records.csv"], 1, f"Error: {PUBLIC}: {WEAK_KEY}"),
     case("private-key-mode-0644-encrypt", chmod(PRIVATE, 0o644), "encrypt", ["records.csv", WEAK], 1,
          f"Error: {PRIVATE}: permissions 0644 are too open: the private key must be readable by its "
@@ -529,10 +552,14 @@ CASES = [
     case("coefficients-of-another-model",
          lambda w: edit(COEFFICIENTS, lambda d: d.update(model_fingerprint="sha256:" + "cd" * 32)), "score", [WEAK], 4,
          "Error: Encrypted_ModelParameters: the coefficients belong to another model than the model description"),
-    case("coefficients-one-missing", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"].pop()), "score",
-         [WEAK], 3, "Error: Encrypted_ModelParameters: field 'coefficients' has {features_minus_one} values, "
+    case("coefficients-one-missing", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"][0].pop()), "score",
+         [WEAK], 3, "Error: Encrypted_ModelParameters: field 'coefficients[0]' has {features_minus_one} values, "
                     "expected {features}"),
-    case("coefficients-astronomical", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"].__setitem__(0, 1e300)),
+    case("coefficients-one-row-too-many", lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"].append([0.0])),
+         "score", [WEAK], 3,
+         "Error: Encrypted_ModelParameters: field 'coefficients' has 2 rows, expected 1 (one per output)"),
+    case("coefficients-astronomical",
+         lambda w: edit(COEFFICIENTS, lambda d: d["coefficients"][0].__setitem__(0, 1e300)),
          "score", [WEAK], 3,
          "Error: Encrypted_ModelParameters: the weights or bounds are too large for the codec's fixed-point scale"),
     case("intercept-missing", remove(INTERCEPT), "score", [WEAK], 1,
@@ -551,9 +578,11 @@ CASES = [
     case("answer-for-another-key", nothing, "decrypt", ["--keys", "OtherKeys", *SO, WEAK], 4,
          IN_ANSWER + "encrypted for key {fp}…, but the key in use is {ofp}…"),
     case("answer-ciphertext-zero", answer_ciphertext(lambda n, p, q: "0"), "decrypt", [*SO, WEAK], 3,
-         IN_ANSWER + "batch 0 ciphertext " + CT_RANGE),
+         IN_ANSWER + "batch 0 ciphertext 0 " + CT_RANGE),
     case("answer-ciphertext-multiple-of-q", answer_ciphertext(lambda n, p, q: format(q, "x")), "decrypt", [*SO, WEAK],
-         3, IN_ANSWER + "batch 0 ciphertext is not a unit modulo n: not a valid ciphertext"),
+         3, IN_ANSWER + "batch 0 ciphertext 0 is not a unit modulo n: not a valid ciphertext"),
+    case("answer-ciphertexts-one-per-output", doc_edit(lambda d: d["batches"][0]["ciphertexts"].append("1"), ANSWER),
+         "decrypt", [*SO, WEAK], 3, IN_ANSWER + "batch 0 has 2 ciphertexts, expected 1 (one per output)"),
     case("answer-ciphertext-overflows-slots", answer_ciphertext(overflowing_answer), "decrypt", [*SO, WEAK], 3,
          IN_ANSWER + "decrypted value overflows its slots (wrong key, model or codec)"),
     case("answer-jsonl-without-end-line", drop_last_lines(ANSWER_JSONL), "decrypt", [ANSWER_JSONL, *SO, WEAK], 3,
@@ -562,12 +591,12 @@ CASES = [
          IN_ANSWER + f"records says 7 but the batches hold {RECORDS_ROWS}"),
     case("answer-records-count-wrong-printed", doc_edit(lambda d: d.update(records=7), ANSWER), "decrypt", [WEAK], 3,
          IN_ANSWER + f"records says 7 but the batches hold {RECORDS_ROWS}"),
-    case("answer-unknown-transform", doc_edit(lambda d: d["target"].update(transform="sqrt"), ANSWER), "decrypt",
-         [*SO, WEAK], 3, IN_ANSWER + "target must have a name and a transform in ('identity', 'log')"),
-    case("answer-target-lone-surrogate", doc_edit(lambda d: d["target"].update(name="\udcff"), ANSWER), "decrypt",
+    case("answer-outputs-of-another-model", doc_edit(lambda d: d.update(outputs=["Salary"]), ANSWER), "decrypt",
+         [*SO, WEAK], 4, IN_ANSWER + "the answer's outputs ['Salary'] are not the model's ['Price']"),
+    case("answer-output-lone-surrogate", doc_edit(lambda d: d.update(outputs=["\udcff"]), ANSWER), "decrypt",
          [WEAK], 3, IN_ANSWER + "is not UTF-8 text"),
     case("answer-unknown-version", doc_edit(lambda d: d.update(version=99), ANSWER), "decrypt", [*SO, WEAK], 3,
-         IN_ANSWER + "version 99 of 'ppml.encrypted-predictions' is not supported (supported: 1)"),
+         IN_ANSWER + "version 99 of 'ppml.encrypted-predictions' is not supported (supported: 2)"),
     case("answer-empty", write(ANSWER, b"\n\n"), "decrypt", [*SO, WEAK], 3, IN_ANSWER + "is empty, expected a JSON document"),
     case("decrypt-output-is-a-folder", mkdir("preds"), "decrypt", ["-o", "preds", WEAK], 1,
          "Error: preds: is a folder; give a file name for the output"),
@@ -620,6 +649,19 @@ CASES = [
          "Error: " + WEAK_KEY),
     case("keygen-folder-under-a-file", nothing, "keygen", ["--keys", "records.csv/keys", "--key-size", "1024", WEAK],
          1, "Error: records.csv/keys/private_key.json: cannot write here: records.csv is a file, not a folder"),
+    # -- python -m ppml export -----------------------------------------------------------------
+    case("export-random-forest", nothing, "export", ["forest.pkl", *EXPORT], 1,
+         "Error: forest.pkl: RandomForestRegressor is not a linear model: only linear regressors and classifiers "
+         "can be scored under encryption (an ensemble's prediction combines many models, not one W·x + b)"),
+    case("export-not-a-pickle", nothing, "export", ["records.csv", *EXPORT], 1,
+         "Error: records.csv: cannot unpickle the estimator (UnpicklingError: invalid load key, ' '.)"),
+    case("export-pickle-missing", nothing, "export", ["nope.pkl", *EXPORT], 3, "Error: nope.pkl: file not found"),
+    case("export-data-lacks-a-column", training_rows_of("est_train.csv", lambda rows, c: [k for k in c if k != "z"]),
+         "export", ["est.pkl", "--data", "bad_train.csv", "--target", "y", "--out-dir", "exported"], 3,
+         "Error: bad_train.csv: X_train lacks column(s) 'z' that the estimator was fitted on"),
+    case("export-bounds-exclude-training-data", nothing, "export", ["est.pkl", *EXPORT, "--bounds", "x=0:1"], 3,
+         "Error: est_train.csv: --bounds x=0:1: row 0 has 6.36962, outside; the bounds must hold every training "
+         "value"),
 ]
 
 #: Permission bits do not stop root. Under root these run only as real processes, started
@@ -630,7 +672,8 @@ DROP_ROOT_BYPASS = ["setpriv", "--bounding-set=-dac_override,-dac_read_search", 
 #: Also run as real processes of the root scripts / ``python -m ppml``.
 SUBPROCESS = UNPRIVILEGED + ["csv-not-utf8", "pickle-runs-a-command", "json-truncated", "jsonl-without-end-line",
               "ciphertext-multiple-of-p", "score-output-is-a-folder", "answer-for-another-key",
-              "private-key-mode-0644", "train-non-positive-price", "keygen-folder-under-a-file"]
+              "private-key-mode-0644", "train-non-positive-price", "keygen-folder-under-a-file",
+              "export-random-forest"]
 
 
 # ---------------------------------------------------------------------------------------------

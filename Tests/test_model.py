@@ -42,7 +42,7 @@ def assert_same_model(folder, reference, raw):
     import json
 
     spec, ref = (json.loads((f / artifacts.PARAMS_DIR / artifacts.MODEL_JSON).read_text()) for f in (folder, reference))
-    for key in ("format", "version", "features", "codec", "target", "tolerance"):
+    for key in ("format", "version", "features", "codec", "outputs", "link", "tolerance"):
         assert spec[key] == ref[key], key
     for key in ("lower", "upper"):
         np.testing.assert_allclose(spec[key], ref[key], rtol=1e-12, atol=1e-12)
@@ -53,7 +53,7 @@ def assert_same_model(folder, reference, raw):
     np.testing.assert_allclose(coef["coefficients"], ref_coef["coefficients"], rtol=1e-12, atol=1e-14)
     intercept, ref_intercept = (json.loads((f / artifacts.PARAMS_DIR / artifacts.INTERCEPT_JSON).read_text())
                                 for f in (folder, reference))
-    np.testing.assert_allclose(intercept["intercept"], ref_intercept["intercept"], rtol=1e-12)
+    np.testing.assert_allclose(intercept["intercepts"], ref_intercept["intercepts"], rtol=1e-12)
     for name in (artifacts.COL_TNF, artifacts.PIPELINE):
         fresh, committed = (artifacts.load_pickle(f / name) for f in (folder, reference))
         apply = (lambda m: m.predict(raw)) if name == artifacts.PIPELINE else (lambda m: m.transform(raw))
@@ -92,7 +92,7 @@ def test_model_is_accurate_and_well_conditioned(retrained):
 
 def test_exported_parameters_reproduce_the_pipeline(params, col_tnf, pipeline, bundled_raw):
     x = col_tnf.transform(bundled_raw)
-    linear = x @ np.array(params.coefficients) + params.intercept
+    linear = x @ np.array(params.coefficients[0]) + params.intercepts[0]
     np.testing.assert_allclose(linear, pipeline.predict(bundled_raw), rtol=0, atol=1e-12)
     assert params.spec.features == col_tnf.feature_names
 

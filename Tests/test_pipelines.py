@@ -192,7 +192,8 @@ def test_model_option_on_score_and_decrypt(stage_dir):
     from ppml.documents import ModelSpec
 
     spec = ModelSpec.from_dict(json.loads(spec_path.read_text()))
-    spec_path.write_text(json.dumps(ModelSpec(spec.features, spec.lower, spec.upper, spec.codec, "Salary").to_dict()))
+    spec_path.write_text(json.dumps(ModelSpec(spec.features, spec.lower, spec.upper, spec.codec, ["Salary"],
+                                              spec.link).to_dict()))
     r = runner.invoke(decrypt_command, ["--model", str(other), *WEAK])
     assert r.exit_code == 4
     assert r.stderr.startswith("Error: Encrypted_Predicted_value/answer.json: answers from model sha256:")

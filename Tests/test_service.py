@@ -71,7 +71,7 @@ def decrypt_answer(body: bytes, keypair) -> tuple[list, bool]:
     doc = EncryptedPredictions.parse_header(header, public)
     batches = [doc.parse_batch(b, i, public) for i, b in enumerate(raw_batches)]
     spec = load_parameters(ROOT / PARAMS_DIR).spec
-    return [pair for chunk in decrypt_stream(doc, batches, private, spec) for pair in chunk], jsonl
+    return [(rid, price) for chunk in decrypt_stream(doc, batches, private, spec) for rid, (price,) in chunk], jsonl
 
 
 def assert_matches_plaintext(pairs, raw, pipeline):

@@ -18,6 +18,7 @@ from conftest import ROOT
 from ppml import artifacts, customer, server
 from ppml.documents import EncryptedFeatures, EncryptedPredictions
 from ppml.errors import ArtifactError, EncodingRangeError, FeatureParseError, InputError
+from ppml.links import TargetLink
 from ppml.model import auto_min_frequency, train_tabular_model
 from ppml.tabular import TabularFeatures, default_bounds, detect_columns, parse_bounds
 
@@ -178,7 +179,7 @@ def test_training_on_a_small_synthetic_frame(mixed_model):
     assert m["min_frequency"] == auto_min_frequency(96) == 2 and m["rows_train"] == 96
     assert m["r2"] > 0.95
     assert spec.features == ["city_Lyon", "city_Nice", "city_Paris", "city_infrequent_sklearn", "size", "rooms"]
-    assert spec.target == "value" and spec.transform == "identity"
+    assert spec.outputs == ["value"] and spec.link == TargetLink(())
     assert spec.inputs == {"size": [-128.0, 128.0], "rooms": [0.0, 100.0]}
     # Exported weights reproduce the pipeline; the compiled transformer equals scikit-learn bit for bit,
     # unseen categories included.
@@ -188,7 +189,7 @@ def test_training_on_a_small_synthetic_frame(mixed_model):
     probe.loc[:9, "city"] = "Atlantis"
     np.testing.assert_array_equal(col_tnf.transform(probe), pipeline[:-1].transform(probe))
     x = col_tnf.transform(probe)
-    linear = x @ np.array(trained.parameters.coefficients) + trained.parameters.intercept
+    linear = x @ np.array(trained.parameters.coefficients[0]) + trained.parameters.intercepts[0]
     np.testing.assert_allclose(linear, pipeline.predict(probe), rtol=0, atol=1e-9)
     assert artifacts.load_parameters(out / artifacts.PARAMS_DIR) == trained.parameters
 
@@ -263,8 +264,9 @@ def _encrypted_predictions(model_dir, csv_path, keypair) -> dict:
     answer = server.predictions_header(doc, params)
     answer.batches = list(server.score_stream(doc, doc.batches, params, 1, len(doc.batches)))
     answer = EncryptedPredictions.from_dict(json.loads(json.dumps(answer.to_dict())), public)
-    assert (answer.target, answer.transform) == (spec.target, spec.transform)
-    return dict(itertools.chain.from_iterable(customer.decrypt_stream(answer, answer.batches, private, spec)))
+    assert answer.outputs == spec.outputs
+    return {rid: value for rid, (value,) in
+            itertools.chain.from_iterable(customer.decrypt_stream(answer, answer.batches, private, spec))}
 
 
 @pytest.mark.parametrize("source", ["synthetic", "public"])
@@ -281,7 +283,7 @@ def test_salary_predictions_under_encryption_equal_the_plaintext_model(source, t
     assert trained.metrics["numeric"] == ["age", "healthy_eating", "active_lifestyle", "Gender"]
     assert trained.metrics["r2"] > 0.8
     spec = trained.parameters.spec
-    assert (spec.target, spec.transform) == ("salary", "identity")
+    assert (spec.outputs, spec.link) == (["salary"], TargetLink(()))
 
     predictions = _encrypted_predictions(tmp_path / "model", csv_path, keypair)
     plaintext = artifacts.load_pickle(tmp_path / "model" / artifacts.PIPELINE).predict(raw)
@@ -291,10 +293,10 @@ def test_salary_predictions_under_encryption_equal_the_plaintext_model(source, t
     assert relative.max() <= RELATIVE_TOLERANCE, relative.max()
 
     # The intercept is in every prediction, and it matters: without it they would be far off.
-    intercept = trained.parameters.intercept
+    intercept = trained.parameters.intercepts[0]
     assert abs(intercept) > 5000
     col_tnf = artifacts.load_pickle(tmp_path / "model" / artifacts.COL_TNF)
-    without = col_tnf.transform(raw) @ np.array(trained.parameters.coefficients)
+    without = col_tnf.transform(raw) @ np.array(trained.parameters.coefficients[0])
     assert np.median(np.abs(without - plaintext) / np.abs(plaintext)) > 0.5
     np.testing.assert_allclose(decrypted - without, intercept, rtol=1e-6)
 
@@ -303,7 +305,7 @@ def test_log_target_round_trips_as_exp_of_the_model_output(tmp_path, keypair):
     raw = mixed_frame()
     raw["value"] = [f"{math.exp(float(v) / 40):.6f}" for v in raw["value"]]
     trained = train_tabular_model(raw, "value", log_target=True, ignore=["note"])
-    assert trained.parameters.spec.transform == "log"
+    assert trained.parameters.spec.link == TargetLink((("func", "exp"),))
     assert "mae_log" in trained.metrics and trained.metrics["r2"] > 0.9
     artifacts.save_model(trained, tmp_path / "model")
     csv_path = _write(raw, tmp_path / "records.csv")
@@ -354,14 +356,14 @@ def test_train_command_on_any_csv(tmp_path):
     assert lines[-1] == ("bounds: age [0, 2048], healthy_eating [0, 256], active_lifestyle [0, 256], "
                          "Gender [0, 1]")
     spec = artifacts.load_spec(out)
-    assert spec.target == "salary" and spec.inputs["Gender"] == [0.0, 1.0]
+    assert spec.outputs == ["salary"] and spec.inputs["Gender"] == [0.0, 1.0]
 
     result = CliRunner().invoke(main, ["train", str(csv_path), "--target", "salary", "--out-dir",
                                        str(tmp_path / "log"), "--log-target", "--categorical", "Gender", "-q"])
     assert result.exit_code == 0, result.output
     assert "held-out R² (log salary)" in result.output and "(log salary)" in result.output.splitlines()[3]
     spec = artifacts.load_spec(tmp_path / "log")
-    assert spec.transform == "log" and "Gender_1" in spec.features
+    assert spec.link == TargetLink((("func", "exp"),)) and "Gender_1" in spec.features
 
 
 @pytest.mark.parametrize("args, status, message", [

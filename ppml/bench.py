@@ -167,7 +167,7 @@ def run_original(raw, model: Model, public, private, reference, out_dir: Path) -
 
     pub = paillier.PaillierPublicKey(int(public.n))
     priv = paillier.PaillierPrivateKey(pub, int(private.p), int(private.q))
-    coefficients, intercept = model.params.coefficients, model.params.intercept
+    coefficients, intercept = model.params.coefficients[0], model.params.intercepts[0]  # one output: the price
     n = len(raw)
 
     c0, t0 = cpu_seconds(), time.perf_counter()
@@ -283,7 +283,7 @@ def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
 
     codec = model.spec.codec
     m = codec.slots_for(public.bits)
-    W, B = model.params.integer_weights()
+    (W, B), = model.params.integer_weights()  # the laptop model has one output
     rows = [[secrets.randbelow(1 << codec.feature_bits) for _ in W] for _ in range(m)]
     cts = encrypt_packed(Encryptor(public, private, expected=len(W)), codec, rows)
     old = Encryptor(public, expected=LARGE_BATCHES_FOR_COSTS)

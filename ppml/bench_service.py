@@ -125,7 +125,7 @@ def main(argv=None) -> int:
 
         def check(body: bytes, name: str) -> None:
             doc = EncryptedPredictions.from_dict(json.loads(body), private.public)
-            got = [p for batch in decrypt_stream(doc, doc.batches, private, spec) for _, p in batch]
+            got = [p for batch in decrypt_stream(doc, doc.batches, private, spec) for _, (p,) in batch]
             want = expected[name]
             if len(got) != len(want) or max(abs(g - w) / w for g, w in zip(got, want)) > TOLERANCE:
                 raise RuntimeError(f"a {name} answer does not match the plaintext model")

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Sequence
 from . import files
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec
 from .errors import EncodingRangeError, InputError, KeyMismatchError
-from .model_transforms import apply_transform
+from .validation import shown
 from .paillier import Encryptor, PrivateKey, PublicKey, decrypt_packed, encrypt_packed
 from .parallel import LARGE_INPUT_BATCHES, Recipe, ordered_map
 
@@ -70,13 +70,13 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
                 raise InputError(f"cannot read: {e.strerror}", source) from None
     try:
         # pandas raises at open when reading whole, at each chunk otherwise.
-        with _CsvErrors(source):
+        with CsvErrors(source):
             reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8",
                                  chunksize=chunk_records)
         frames = reader if chunk_records else iter([reader])
         seen_ids, offset = set(), 0
         while True:
-            with _CsvErrors(source):
+            with CsvErrors(source):
                 frame = next(frames, None)
             if frame is None or frame.empty:
                 break
@@ -98,7 +98,7 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
             stream.close()
 
 
-class _CsvErrors:
+class CsvErrors:
     """pandas' reading errors → one-line InputErrors naming the file."""
 
     def __init__(self, source: str):
@@ -206,8 +206,8 @@ def features_header(spec: ModelSpec, public: PublicKey) -> EncryptedFeatures:
 
 def check_answer(header: EncryptedPredictions, spec: ModelSpec, private: PrivateKey) -> None:
     """The customer trusts its own files only: an answer must be for its key and for the model
-    it holds (``Model.json``), with that model's codec and slot count; how the answer is decoded
-    (codec, target, transform) then comes from ``spec``, never from the answer."""
+    it holds (``Model.json``), with that model's codec, slot count and outputs; how the answer
+    is decoded (codec, outputs, link) then comes from ``spec``, never from the answer."""
     if header.key_fingerprint != private.fingerprint:
         raise KeyMismatchError("the predictions were encrypted for another key")
     if header.model_fingerprint != spec.fingerprint:
@@ -216,23 +216,29 @@ def check_answer(header: EncryptedPredictions, spec: ModelSpec, private: Private
     if header.codec != spec.codec:
         raise KeyMismatchError(f"the answer's codec {header.codec.to_dict()} is not the model's "
                                f"{spec.codec.to_dict()}")
+    if header.outputs != spec.outputs:
+        raise KeyMismatchError(f"the answer's outputs {shown(header.outputs)} are not the model's "
+                               f"{shown(spec.outputs)}")
     if header.slots != spec.codec.slots_for(private.public.bits):
         raise KeyMismatchError(f"the answer packs {header.slots} records per ciphertext; the model and key "
                                f"give {spec.codec.slots_for(private.public.bits)}")
 
 
 def _decrypt_job(state, batch: Batch) -> list[tuple]:
-    private, codec, transform = state
-    sums = decrypt_packed(private, codec, batch.ciphertexts[0], len(batch.ids))
-    return list(zip(batch.ids, apply_transform([codec.decode(s) for s in sums], transform)))
+    private, spec = state
+    m, codec = len(batch.ids), spec.codec
+    outputs = [[codec.decode(s) for s in decrypt_packed(private, codec, c, m)] for c in batch.ciphertexts]
+    return [(rid, spec.prediction([values[j] for values in outputs])) for j, rid in enumerate(batch.ids)]
 
 
 def decrypt_stream(header: EncryptedPredictions, batches: Iterable[Batch], private: PrivateKey,
                    spec: ModelSpec, workers: int = 1) -> Iterator[list[tuple]]:
-    """``(id, prediction)`` pairs per batch, in input order, in the target's own units, decoded
-    with the customer's own model description ``spec`` (see :func:`check_answer`)."""
+    """``(id, prediction)`` pairs per batch, in input order, decoded with the customer's own model
+    description ``spec`` (see :func:`check_answer`): each prediction is the tuple of
+    ``spec.columns`` values (the value in the target's own units, or the class label and its
+    probabilities)."""
     check_answer(header, spec, private)
-    return ordered_map(_decrypt_job, batches, Recipe(_as_tuple, (private, spec.codec, spec.transform)), workers)
+    return ordered_map(_decrypt_job, batches, Recipe(_as_tuple, (private, spec)), workers)
 
 
 def _as_tuple(*args):

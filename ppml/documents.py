@@ -14,22 +14,28 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import DocumentError, KeyMismatchError, PpmlError
+from .links import ClassLink, TargetLink, link_from_dict
 from .paillier.codec import FixedPointCodec
 from .paillier.keys import PublicKey
 from .validation import check_header as _check_header, hex_int, shown
 
-VERSION = 1
 MODEL_FORMAT = "ppml.model"
 COEFFICIENTS_FORMAT = "ppml.coefficients"
 INTERCEPT_FORMAT = "ppml.intercept"
 FEATURES_FORMAT = "ppml.encrypted-features"
 PREDICTIONS_FORMAT = "ppml.encrypted-predictions"
-TRANSFORMS = ("identity", "log")
+#: The one version of each document this toolkit reads and writes. Version 2 of the model files
+#: and of the answers carries several outputs (a weight row, an intercept and an answer
+#: ciphertext per output) and the link; the features document did not change.
+VERSIONS = {MODEL_FORMAT: 2, COEFFICIENTS_FORMAT: 2, INTERCEPT_FORMAT: 2, FEATURES_FORMAT: 1, PREDICTIONS_FORMAT: 2}
+_MODEL_FILES = (MODEL_FORMAT, COEFFICIENTS_FORMAT, INTERCEPT_FORMAT)
 
 
 def check_header(d: Any, fmt: str) -> dict:
-    """Refuse anything that is not a version-1 object of format ``fmt``, saying what was expected."""
-    return _check_header(d, fmt, VERSION, DocumentError)
+    """Refuse anything that is not an object of format ``fmt`` in this toolkit's version of it,
+    saying what was expected (for a model file, how to get a current one)."""
+    hint = "; retrain or re-export the model to write it again" if fmt in _MODEL_FILES else ""
+    return _check_header(d, fmt, VERSIONS[fmt], DocumentError, hint)
 
 
 def _get(d: dict, name: str, kind, what: str):
@@ -50,7 +56,7 @@ def _count(d: dict, name: str, minimum: int = 0) -> int:
 
 def _names(d: dict, name: str = "features") -> list[str]:
     v = _get(d, name, list, "a list of names")
-    if not v or not all(isinstance(s, str) and s for s in v) or len(set(v)) != len(v):
+    if not v or not all(isinstance(s, str) and s and _unicode(s) for s in v) or len(set(v)) != len(v):
         raise DocumentError(f"field {name!r} must be a non-empty list of distinct names")
     return v
 
@@ -99,14 +105,6 @@ def _unicode(text: str) -> bool:
     return True
 
 
-def _target(d: dict) -> dict:
-    target = _get(d, "target", dict, "an object with name and transform")
-    name = target.get("name")
-    if not isinstance(name, str) or not _unicode(name) or target.get("transform") not in TRANSFORMS:
-        raise DocumentError(f"target must have a name and a transform in {TRANSFORMS}")
-    return target
-
-
 def parse_ciphertext(value: Any, key: PublicKey, where: str):
     """A hex string → a validated ciphertext for ``key``."""
     c = hex_int(value, where, (2 * key.bits + 3) // 4, DocumentError)  # n² < 2^(2·bits)
@@ -125,15 +123,17 @@ def format_ciphertext(c) -> str:
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ModelSpec:
-    """What the customer needs to encode for the model, and nothing about the weights except a
-    bound on the prediction's size (the slot width)."""
+    """What the customer needs to encode for the model and to read its answers — the features
+    and their bounds, the codec, the outputs (one per weight row) and the link applied to them
+    after decryption — and nothing about the weights except a bound on their size (the slot
+    width)."""
 
     features: list[str]
     lower: list[float]
     upper: list[float]
     codec: FixedPointCodec
-    target: str = "prediction"
-    transform: str = "identity"
+    outputs: list[str]
+    link: TargetLink | ClassLink
     inputs: dict[str, list[float]] = field(default_factory=dict)  # engineered-column bounds
     tolerance: float = 0.0
     library: dict[str, str] = field(default_factory=dict)
@@ -141,7 +141,7 @@ class ModelSpec:
     def _core(self) -> dict:
         return {
             "features": self.features, "lower": self.lower, "upper": self.upper,
-            "codec": self.codec.to_dict(), "target": {"name": self.target, "transform": self.transform},
+            "codec": self.codec.to_dict(), "outputs": self.outputs, "link": self.link.to_dict(),
             "inputs": self.inputs, "tolerance": self.tolerance,
         }
 
@@ -151,8 +151,24 @@ class ModelSpec:
         return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
     def to_dict(self) -> dict:
-        return {"format": MODEL_FORMAT, "version": VERSION, "fingerprint": self.fingerprint,
+        return {"format": MODEL_FORMAT, "version": VERSIONS[MODEL_FORMAT], "fingerprint": self.fingerprint,
                 **self._core(), "library": self.library}
+
+    @property
+    def columns(self) -> list[str]:
+        """The decrypted CSV's columns after ``id``: ``prediction`` (the value, or the class label
+        as ``predict`` gives it), then ``proba_<label>`` per class of a probabilistic classifier;
+        a multi-output regression has ``prediction_<output>`` per output instead."""
+        if isinstance(self.link, ClassLink):
+            probabilities = [f"proba_{c}" for c in self.link.classes] if self.link.probability else []
+            return ["prediction", *probabilities]
+        return ["prediction"] if len(self.outputs) == 1 else [f"prediction_{o}" for o in self.outputs]
+
+    def prediction(self, decision) -> tuple:
+        """One record's values for :attr:`columns`, from its decrypted outputs ``W·x + b``."""
+        if isinstance(self.link, ClassLink):
+            return (self.link.label(decision), *(self.link.proba(decision) or ()))
+        return tuple(self.link.apply(decision))
 
     @classmethod
     def from_dict(cls, d) -> "ModelSpec":
@@ -161,13 +177,14 @@ class ModelSpec:
         lower, upper = _floats(d, "lower", len(names)), _floats(d, "upper", len(names))
         if any(lo > hi for lo, hi in zip(lower, upper)):
             raise DocumentError("every lower bound must be at most its upper bound")
-        target = _target(d)
+        outputs = _names(d, "outputs")
+        link = link_from_dict(d.get("link"), len(outputs))
         inputs = _get(d, "inputs", dict, "an object of [lower, upper] bounds")
         for k, v in inputs.items():
             _floats({k: v}, k, 2)
         tol = d.get("tolerance", 0.0)
-        spec = cls(names, lower, upper, FixedPointCodec.from_dict(d.get("codec")), target["name"],
-                   target["transform"], {k: [float(a) for a in v] for k, v in inputs.items()},
+        spec = cls(names, lower, upper, FixedPointCodec.from_dict(d.get("codec")), outputs, link,
+                   {k: [float(a) for a in v] for k, v in inputs.items()},
                    float(tol) if _finite(tol) else 0.0,
                    d.get("library") if isinstance(d.get("library"), dict) else {})
         if d.get("fingerprint") != spec.fingerprint:
@@ -177,51 +194,60 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class ModelParameters:
-    """The server's model: the public spec plus weights and intercept (plaintext floats)."""
+    """The server's model: the public spec plus one weight row and one intercept per output
+    (plaintext floats)."""
 
     spec: ModelSpec
-    coefficients: list[float]
-    intercept: float
+    coefficients: list[list[float]]
+    intercepts: list[float]
 
     def coefficients_dict(self) -> dict:
-        return {"format": COEFFICIENTS_FORMAT, "version": VERSION,
+        return {"format": COEFFICIENTS_FORMAT, "version": VERSIONS[COEFFICIENTS_FORMAT],
                 "model_fingerprint": self.spec.fingerprint, "features": self.spec.features,
-                "coefficients": self.coefficients}
+                "outputs": self.spec.outputs, "coefficients": self.coefficients}
 
     def intercept_dict(self) -> dict:
-        return {"format": INTERCEPT_FORMAT, "version": VERSION,
-                "model_fingerprint": self.spec.fingerprint, "intercept": self.intercept}
+        return {"format": INTERCEPT_FORMAT, "version": VERSIONS[INTERCEPT_FORMAT],
+                "model_fingerprint": self.spec.fingerprint, "intercepts": self.intercepts}
 
-    def integer_weights(self) -> tuple[list[int], int]:
+    def integer_weights(self) -> list[tuple[list[int], int]]:
+        """``(W, B)`` of every output, on the shared codec's fixed-point scale."""
         codec = self.spec.codec
-        return codec.encode_weights(self.coefficients), codec.encode_intercept(self.intercept)
+        return [(codec.encode_weights(w), codec.encode_intercept(b)) for w, b in zip(self.coefficients, self.intercepts)]
 
     @classmethod
     def from_dicts(cls, spec: ModelSpec, coefficients, intercept) -> "ModelParameters":
         check_header(coefficients, COEFFICIENTS_FORMAT)
         check_header(intercept, INTERCEPT_FORMAT)
-        for name, d in (("coefficients", coefficients), ("intercept", intercept)):
+        for name, d in (("coefficients", coefficients), ("intercepts", intercept)):
             if _fingerprint_field(d, "model_fingerprint") != spec.fingerprint:
                 raise KeyMismatchError(f"the {name} belong to another model than the model description")
         if coefficients.get("features") != spec.features:
             raise DocumentError("coefficient feature names differ from the model description")
-        coef = _floats(coefficients, "coefficients", len(spec.features))
-        b = _floats({"intercept": [intercept.get("intercept")]}, "intercept", 1)[0]
-        params = cls(spec, coef, b)
+        if coefficients.get("outputs") != spec.outputs:
+            raise DocumentError("coefficient output names differ from the model description")
+        rows = _get(coefficients, "coefficients", list, "a list of weight rows, one per output")
+        if len(rows) != len(spec.outputs):
+            raise DocumentError(f"field 'coefficients' has {len(rows)} rows, expected {len(spec.outputs)} "
+                                "(one per output)")
+        coef = [_floats({f"coefficients[{k}]": row}, f"coefficients[{k}]", len(spec.features))
+                for k, row in enumerate(rows)]
+        params = cls(spec, coef, _floats(intercept, "intercepts", len(spec.outputs)))
         params.check_slot_width()
         return params
 
     def check_slot_width(self) -> None:
-        """Prove that no record inside the declared bounds can overflow a slot with these weights."""
+        """Prove, for every output, that no record inside the declared bounds can overflow a slot."""
         codec = self.spec.codec
         try:
-            W, B = self.integer_weights()
+            weights = self.integer_weights()
         except OverflowError:  # e.g. a weight of 1e300 scaled by 2^Fw is beyond any float
             raise DocumentError("the weights or bounds are too large for the codec's fixed-point scale") from None
-        bound = codec.slot_bound(W, B, self.spec.lower, self.spec.upper)
-        if bound >= codec.offset:
-            raise DocumentError(f"slot width {codec.slot_bits} bits is too small for these weights "
-                                f"and bounds (needs {bound.bit_length() + 1})")
+        for output, (W, B) in zip(self.spec.outputs, weights):
+            bound = codec.slot_bound(W, B, self.spec.lower, self.spec.upper)
+            if bound >= codec.offset:
+                raise DocumentError(f"slot width {codec.slot_bits} bits is too small for the weights of "
+                                    f"{output!r} and the bounds (needs {bound.bit_length() + 1})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -251,7 +277,7 @@ class EncryptedFeatures:
         return sum(len(b.ids) for b in self.batches)
 
     def header(self) -> dict:
-        return {"format": FEATURES_FORMAT, "version": VERSION,
+        return {"format": FEATURES_FORMAT, "version": VERSIONS[FEATURES_FORMAT],
                 "key_fingerprint": self.public_key.fingerprint,
                 "model_fingerprint": self.model_fingerprint,
                 "public_key": self.public_key.to_dict(), "codec": self.codec.to_dict(),
@@ -320,14 +346,14 @@ def check_count(records, batches: int, held: int) -> None:
 
 @dataclass
 class EncryptedPredictions:
-    """``Encrypted_Predicted_value/*.json``: one re-randomized ciphertext per batch."""
+    """``Encrypted_Predicted_value/*.json``: per batch, one re-randomized ciphertext per model
+    output (``outputs`` names them, in the model's order)."""
 
     key_fingerprint: str
     model_fingerprint: str
     codec: FixedPointCodec
     slots: int
-    target: str
-    transform: str
+    outputs: list[str]
     batches: list[Batch]
 
     @property
@@ -335,16 +361,15 @@ class EncryptedPredictions:
         return sum(len(b.ids) for b in self.batches)
 
     def header(self) -> dict:
-        return {"format": PREDICTIONS_FORMAT, "version": VERSION,
+        return {"format": PREDICTIONS_FORMAT, "version": VERSIONS[PREDICTIONS_FORMAT],
                 "key_fingerprint": self.key_fingerprint, "model_fingerprint": self.model_fingerprint,
-                "codec": self.codec.to_dict(), "slots": self.slots,
-                "target": {"name": self.target, "transform": self.transform}, "records": self.records}
+                "codec": self.codec.to_dict(), "slots": self.slots, "outputs": self.outputs, "records": self.records}
 
     def to_dict(self) -> dict:
         return {**self.header(), "batches": [self.batch_dict(b) for b in self.batches]}
 
     def batch_dict(self, b: Batch) -> dict:
-        return {"ids": b.ids, "ciphertext": format_ciphertext(b.ciphertexts[0])}
+        return {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
 
     @classmethod
     def from_dict(cls, d, key: PublicKey) -> "EncryptedPredictions":
@@ -362,15 +387,17 @@ class EncryptedPredictions:
         if fp != key.fingerprint:
             raise KeyMismatchError(f"encrypted for key {fp[:19]}…, but the key in use is {key.fingerprint[:19]}…")
         codec, slots = _codec_and_slots(d, key)
-        target = _target(d)
-        return cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, target["name"],
-                   target["transform"], [])
+        return cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, _names(d, "outputs"), [])
 
     def parse_batch(self, b, i: int, key: PublicKey) -> Batch:
+        where = f"batch {i}"
         if not isinstance(b, dict):
-            raise DocumentError(f"batch {i} must be an object")
+            raise DocumentError(f"{where} must be an object")
         ids = _ids(b, self.slots)
-        return Batch(ids, [parse_ciphertext(b.get("ciphertext"), key, f"batch {i} ciphertext")])
+        cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
+        if len(cts) != len(self.outputs):
+            raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {len(self.outputs)} (one per output)")
+        return Batch(ids, [parse_ciphertext(c, key, f"{where} ciphertext {j}") for j, c in enumerate(cts)])
 
     def check_count(self, records, batches: int) -> None:
         check_count(records, batches, self.records)

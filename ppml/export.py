@@ -21,9 +21,9 @@ each party needs:
   their training values (a record beyond them is refused before encryption, never mis-scored).
 
 Anything that is not linear is refused with one line naming the class and why
-(:class:`~ppml.errors.UnsupportedModelError`). :func:`export` writes the artifacts; in this
-version only for a single-output regression, whose documents exist already (multi-output and
-classifiers stop at :class:`ExportedModel`).
+(:class:`~ppml.errors.UnsupportedModelError`). :func:`export` writes the artifacts of any of
+them: ``Model.json`` names the outputs and carries the link, ``Coefficients.json`` holds ``W``
+and ``Intercept.json`` ``b``, all on one fixed-point codec.
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import ArtifactError, FeatureParseError, InputError, UnsupportedModelError
-from .links import ClassLink, TargetLink
+from .links import FUNCS, ClassLink, TargetLink
 from .paillier.codec import DEFAULT_TOLERANCE
 
 #: Regressors whose ``predict`` is ``X @ coef_.T + intercept_`` (the issue's list).
@@ -80,6 +80,7 @@ class ExportedModel:
     inputs: dict
     tolerance: float
     notes: list = field(default_factory=list)
+    single: bool = True  # a regressor fitted on a 1-D target (its predict gives a vector)
 
     def decision(self, raw) -> np.ndarray:
         """``transformer(raw) @ W.T + b``: what the customer decrypts (in plaintext)."""
@@ -87,10 +88,24 @@ class ExportedModel:
         return x @ np.asarray(self.weights, dtype=np.float64).T + np.asarray(self.intercepts, dtype=np.float64)
 
     def predict(self, raw) -> np.ndarray:
-        return self.link.predict(self.decision(raw))
+        return self.link_predict(self.decision(raw))
 
     def predict_proba(self, raw) -> np.ndarray | None:
-        return self.link.predict_proba(self.decision(raw))
+        return self.link_proba(self.decision(raw))
+
+    def link_predict(self, decision) -> np.ndarray:
+        """What the customer makes of decrypted decisions (records × outputs), shaped as
+        ``predict``'s result."""
+        if isinstance(self.link, ClassLink):
+            return np.array(self.classes)[[self.link.index(row) for row in np.asarray(decision).tolist()]]
+        y = np.array([self.link.apply(row) for row in np.asarray(decision).tolist()], dtype=np.float64)
+        return y[:, 0] if self.single else y
+
+    def link_proba(self, decision) -> np.ndarray | None:
+        """``predict_proba`` from decrypted decisions, or None for a model without probabilities."""
+        if not isinstance(self.link, ClassLink) or self.link.probability is None:
+            return None
+        return np.array([self.link.proba(row) for row in np.asarray(decision).tolist()], dtype=np.float64)
 
     def codec(self):
         """One fixed-point codec for every output: :func:`~ppml.paillier.codec.design_codec` of
@@ -102,7 +117,7 @@ class ExportedModel:
         return design_codec(self.lower, self.upper, w, float(np.abs(self.intercepts).max()), self.tolerance)
 
 
-def export_model(estimator, X_train, *, bounds=None, target: str | None = None,
+def export_model(estimator, X_train, *, bounds=None, target=None,
                  tolerance: float = DEFAULT_TOLERANCE) -> ExportedModel:
     """Check a fitted linear estimator and split it (see the module docstring).
 
@@ -112,8 +127,9 @@ def export_model(estimator, X_train, *, bounds=None, target: str | None = None,
             ignored); numeric dtypes make numeric input columns, text the categorical ones.
         bounds: ``{column: (lo, hi)}`` of numeric input columns (``--bounds``); they must hold
             every training value.
-        target: the output's name (``name_0``, ``name_1``, … for several); default
-            ``prediction``.
+        target: a regression's output name, or one name per output of a multi-output one (a
+            single name ``y`` gives ``y_0``, ``y_1``, …); default ``prediction``. A
+            classifier's outputs are its classes' decisions, ``decision_<label>``.
         tolerance: the worst-case error of the decrypted ``W·x + b`` (in the target's units if
             the link is affine).
 
@@ -153,16 +169,16 @@ def export_model(estimator, X_train, *, bounds=None, target: str | None = None,
 
     W, b, single = _weights(final, reference)
     if ttr is None and not _is_classifier(final):
-        link, classes = TargetLink((), single), None
+        link, classes = TargetLink(()), None
     elif ttr is not None:
-        link, classes = TargetLink(_target_steps(ttr), ttr._training_dim == 1), None
+        link, classes, single = TargetLink(_target_steps(ttr)), None, ttr._training_dim == 1
     else:
-        classes = np.asarray(final.classes_).tolist()
+        classes = _labels(final)
         link = ClassLink(tuple(classes), _probability(final))
     outputs = _output_names(target, classes, len(b))
     exported = ExportedModel(transformer, estimator, W.tolist(), b.tolist(), outputs, link, classes,
                              list(columns.names), lower, upper, {k: (float(lo), float(hi)) for k, (lo, hi) in inputs.items()},
-                             _decision_tolerance(link, tolerance), notes)
+                             _decision_tolerance(link, tolerance), notes, single)
     _check_agreement(exported, X_train)
     _check_loadable(exported)
     return exported
@@ -377,6 +393,16 @@ def _weights(final, x) -> tuple[np.ndarray, np.ndarray, bool]:
     return W, b, single
 
 
+def _labels(clf) -> list:
+    """The classes as Python scalars ``Model.json`` can hold (text, booleans, numbers)."""
+    classes = np.asarray(clf.classes_).tolist()
+    odd = next((c for c in classes if not isinstance(c, (str, bool, int, float)) or c == "" or c != c), None)
+    if odd is not None or len({str(c) for c in classes}) != len(classes):
+        raise UnsupportedModelError(f"{type(clf).__name__} has the class label {odd!r}: labels must be distinct "
+                                    "non-empty text, booleans or numbers")
+    return classes
+
+
 def _probability(clf) -> str | None:
     """scikit-learn 1.7's ``predict_proba`` of this classifier, as a :class:`ClassLink`
     probability: LogisticRegression is one-vs-rest (``logistic``) for ``multi_class="ovr"``,
@@ -404,12 +430,12 @@ def _target_steps(ttr) -> tuple:
         inverse = t.inverse_func
         if inverse is None:
             return ()
-        if isinstance(inverse, np.ufunc) and getattr(np, inverse.__name__, None) is inverse \
-                and inverse.nin == 1 and inverse.nout == 1 and not t.inv_kw_args:
+        if isinstance(inverse, np.ufunc) and inverse.__name__ in FUNCS and getattr(np, inverse.__name__) is inverse \
+                and not t.inv_kw_args:
             return (("func", inverse.__name__),)
         shown = getattr(inverse, "__name__", type(inverse).__name__)
-        raise UnsupportedModelError(f"TransformedTargetRegressor's inverse function {shown} is not a numpy "
-                                    "ufunc such as np.exp, which the customer could apply exactly")
+        raise UnsupportedModelError(f"TransformedTargetRegressor's inverse function {shown} is not one the "
+                                    f"customer can apply exactly (np.{', np.'.join(FUNCS)})")
     if type(t) is StandardScaler:
         return tuple(s for s in (("mul", t.scale_.tolist()) if t.with_std else None,
                                  ("add", t.mean_.tolist()) if t.with_mean else None) if s)
@@ -418,7 +444,7 @@ def _target_steps(ttr) -> tuple:
     if type(t) is MaxAbsScaler:
         return (("mul", t.scale_.tolist()),)
     raise UnsupportedModelError(f"TransformedTargetRegressor's {kind} is not supported: the customer applies "
-                                "the inverse exactly only for a numpy ufunc (inverse_func=np.exp), "
+                                "the inverse exactly only for a numpy function such as inverse_func=np.exp, "
                                 "StandardScaler, MinMaxScaler or MaxAbsScaler")
 
 
@@ -438,8 +464,12 @@ def _output_names(target, classes, count: int) -> list:
     if classes is not None:
         labels = classes[1:] if count == 1 else classes
         return [f"decision_{c}" for c in labels]
-    name = target or "prediction"
-    return [name] if count == 1 else [f"{name}_{i}" for i in range(count)]
+    names = [target] if isinstance(target, str) else list(target or ["prediction"])
+    if len(names) == count:
+        return names
+    if len(names) != 1:
+        raise InputError(f"{len(names)} target names for a model of {count} output(s)")
+    return [f"{names[0]}_{i}" for i in range(count)]
 
 
 def _check_agreement(exported: ExportedModel, X_train) -> None:
@@ -450,6 +480,9 @@ def _check_agreement(exported: ExportedModel, X_train) -> None:
     own = np.asarray(est.predict(X_train))
     if exported.classes is not None:
         ok = np.array_equal(mine, own)
+        if ok and exported.link.probability is not None:
+            proba = exported.predict_proba(X_train[exported.transformer.input_columns].astype(str))
+            ok = np.allclose(proba, est.predict_proba(X_train), rtol=0, atol=AGREEMENT)
     else:
         ok = mine.shape == own.shape and np.allclose(mine, own, rtol=AGREEMENT,
                                                      atol=AGREEMENT * max(1.0, float(np.abs(own).max(initial=0))))
@@ -476,34 +509,25 @@ def _check_loadable(exported: ExportedModel) -> None:
 # Artifacts
 # ---------------------------------------------------------------------------------------------
 def model_parameters(exported: ExportedModel):
-    """The existing single-output documents (``Model.json`` …) of a single-output regression
-    with no link or a ``np.exp`` one (the ``log`` transform)."""
+    """The model documents (``Model.json`` …) of an exported model: its outputs and link, ``W``
+    and ``b`` on one codec shared by every output (:meth:`ExportedModel.codec`), each row's slot
+    width proven."""
     import sklearn
 
     from . import __version__
     from .documents import ModelParameters, ModelSpec
-    from .paillier.codec import design_codec
 
-    link = exported.link
-    transform = {(): "identity", (("func", "exp"),): "log"}.get(tuple(link.steps)) \
-        if isinstance(link, TargetLink) else None
-    if len(exported.outputs) != 1 or transform is None:
-        what = "a classifier" if exported.classes is not None else (
-            f"{len(exported.outputs)} outputs" if len(exported.outputs) != 1 else "this target transform")
-        raise UnsupportedModelError(f"{type(exported.estimator).__name__}: writing {what} needs the multi-output "
-                                    "model documents, which are not there yet; only a single-output "
-                                    "regression (identity or exp link) can be written")
-    coef, intercept = [float(w) for w in exported.weights[0]], float(exported.intercepts[0])
-    codec = design_codec(exported.lower, exported.upper, coef, intercept, exported.tolerance)
-    spec = ModelSpec(list(exported.features), list(exported.lower), list(exported.upper), codec,
-                     exported.outputs[0], transform, {k: [lo, hi] for k, (lo, hi) in exported.inputs.items()},
-                     exported.tolerance, {"ppml": __version__, "scikit-learn": sklearn.__version__})
-    params = ModelParameters(spec, coef, intercept)
+    spec = ModelSpec(list(exported.features), list(exported.lower), list(exported.upper), exported.codec(),
+                     list(exported.outputs), exported.link,
+                     {k: [lo, hi] for k, (lo, hi) in exported.inputs.items()}, exported.tolerance,
+                     {"ppml": __version__, "scikit-learn": sklearn.__version__})
+    params = ModelParameters(spec, [[float(w) for w in row] for row in exported.weights],
+                             [float(b) for b in exported.intercepts])
     params.check_slot_width()
     return params
 
 
-def export(estimator, X_train, out_dir, *, bounds=None, target: str | None = None,
+def export(estimator, X_train, out_dir, *, bounds=None, target=None,
            tolerance: float = DEFAULT_TOLERANCE) -> ExportedModel:
     """Export a fitted estimator and write its artifacts into ``out_dir``: ``col_tnf.pkl``,
     ``PreProcessingDataAndModel.pkl`` (the estimator itself), their allowlists and
@@ -516,6 +540,44 @@ def export(estimator, X_train, out_dir, *, bounds=None, target: str | None = Non
     params = model_parameters(exported)
     artifacts.write_model(exported.transformer, exported.estimator, params, out_dir)
     return exported
+
+
+# ---------------------------------------------------------------------------------------------
+# From files (python -m ppml export)
+# ---------------------------------------------------------------------------------------------
+def load_estimator(path):
+    """The company's own pickled estimator, loaded with plain :mod:`pickle`: unlike every other
+    pickle ppml reads, this one may run code, so it must be a file the company wrote itself."""
+    from . import files
+
+    data = files.read_bytes(path)
+    try:
+        return pickle.loads(data)
+    except Exception as e:  # noqa: BLE001 - a corrupt pickle or a class this environment lacks raises anything
+        detail = (str(e).strip().splitlines() or [""])[0]
+        raise ArtifactError(f"cannot unpickle the estimator ({type(e).__name__}: {detail})",
+                            files.display_name(path)) from None
+
+
+def training_frame(path, estimator, targets=()):
+    """The training CSV as a data scientist's DataFrame (pandas' own type inference: numbers as
+    numbers, text as text), without the target column(s) and without an ``id`` column the
+    estimator was not fitted on (the customer's records name themselves with it)."""
+    import io
+
+    import pandas as pd
+
+    from . import files
+    from .customer import CsvErrors
+
+    source = files.display_name(path)
+    with CsvErrors(source):
+        frame = pd.read_csv(io.BytesIO(files.read_bytes(path)), encoding="utf-8")
+    if frame.empty:
+        raise InputError("has a header but no records", source)
+    fitted = [str(n) for n in getattr(estimator, "feature_names_in_", ())]
+    dropped = [c for c in [*targets, "id"] if c in frame.columns and c not in fitted]
+    return frame.drop(columns=dropped)
 
 
 class _CallableModule(types.ModuleType):

@@ -35,6 +35,7 @@ from .documents import ModelParameters, ModelSpec
 from .encoder import CompiledColumns, CustomerTransform
 from .errors import InputError
 from .features import CATEGORICAL_FEATURES, DOMAIN_BOUNDS, NUMERIC_FEATURES, RAW_COLUMNS, engineer_features
+from .links import TargetLink
 from .paillier.codec import DEFAULT_TOLERANCE, design_codec
 from .tabular import (TabularFeatures, default_bounds, detect_columns, numeric_lookalikes, parse_numeric,
                       unnamed_column_notes)
@@ -44,6 +45,8 @@ RIDGE_ALPHA = 1.0
 TEST_FRACTION = 0.2
 SPLIT_SEED = 42
 MIN_CATEGORY_COUNT = 10
+#: The link after decryption of a model fitted on the target (identity) or on its log.
+TRANSFORM_LINKS = {"identity": (), "log": (("func", "exp"),)}
 #: Fewest records a generic data set must have (80% to fit, at least 2 held out to score).
 MIN_TABULAR_ROWS = 10
 
@@ -123,10 +126,11 @@ def export_parameters(pipeline: Pipeline, inputs: dict, target: str, transform: 
     coef = [float(c) for c in np.ravel(reg.coef_)]
     intercept = float(np.ravel(reg.intercept_)[0]) if np.ndim(reg.intercept_) else float(reg.intercept_)
     codec = design_codec(lower, upper, coef, intercept, tolerance)
-    spec = ModelSpec(names, lower, upper, codec, target, transform,
+    link = TargetLink(TRANSFORM_LINKS[transform])
+    spec = ModelSpec(names, lower, upper, codec, [target], link,
                      {k: [float(v[0]), float(v[1])] for k, v in inputs.items()}, tolerance,
                      {"ppml": __version__, "scikit-learn": sklearn.__version__})
-    return ModelParameters(spec, coef, intercept)
+    return ModelParameters(spec, [coef], [intercept])
 
 
 def train(raw: pd.DataFrame, target: str | None = None, **options) -> TrainedModel:
@@ -162,7 +166,7 @@ def train_laptop_model(raw: pd.DataFrame, alpha: float = RIDGE_ALPHA, test_fract
         "mae_price": float(mean_absolute_error(np.exp(y_test), np.exp(pred))),
     }
     params = export_parameters(pipeline, dict(DOMAIN_BOUNDS), LAPTOP_TARGET, "log")
-    metrics["max_abs_coefficient"] = max(abs(c) for c in params.coefficients)
+    metrics["max_abs_coefficient"] = max(abs(c) for c in params.coefficients[0])
     metrics["codec"] = params.spec.codec.to_dict()
     return TrainedModel(pipeline, metrics, params)
 
@@ -237,8 +241,8 @@ def train_tabular_model(raw: pd.DataFrame, target: str, *, log_target: bool = Fa
         metrics["mae"] = float(mean_absolute_error(y_test, pred))
     params = export_parameters(pipeline, inputs, target, transform)
     metrics["features"] = len(params.spec.features)
-    metrics["intercept"] = params.intercept
-    metrics["max_abs_coefficient"] = max((abs(c) for c in params.coefficients), default=0.0)
+    metrics["intercept"] = params.intercepts[0]
+    metrics["max_abs_coefficient"] = max((abs(c) for c in params.coefficients[0]), default=0.0)
     metrics["codec"] = params.spec.codec.to_dict()
     metrics["bounds"] = {k: tuple(v) for k, v in inputs.items()}
     return TrainedModel(pipeline, metrics, params)

@@ -29,19 +29,22 @@ def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
 def predictions_header(doc: EncryptedFeatures, params: ModelParameters) -> EncryptedPredictions:
     spec = params.spec
     return EncryptedPredictions(doc.public_key.fingerprint, spec.fingerprint, doc.codec, doc.slots,
-                                spec.target, spec.transform, [])
+                                list(spec.outputs), [])
 
 
 def scoring_state(doc: EncryptedFeatures, params: ModelParameters) -> tuple:
-    """What scoring one batch needs: small and picklable (public key, codec, integer weights)."""
-    W, B = params.integer_weights()
-    return doc.public_key, doc.codec, W, B
+    """What scoring one batch needs: small and picklable (public key, codec, integer weights and
+    intercept of every output)."""
+    return doc.public_key, doc.codec, params.integer_weights()
 
 
 def score_batch(state: tuple, batch: Batch) -> Batch:
-    """One batch's answer: a single masked, server-re-randomized ciphertext for its records."""
-    public, codec, W, B = state
-    return Batch(list(batch.ids), [score_packed(public, codec, W, B, batch.ciphertexts, len(batch.ids))])
+    """One batch's answer: per output, one masked, server-re-randomized ciphertext for its records
+    (each through :func:`~ppml.paillier.scheme.score_packed`, so each has its own mask and
+    ``r^n``)."""
+    public, codec, weights = state
+    m = len(batch.ids)
+    return Batch(list(batch.ids), [score_packed(public, codec, W, B, batch.ciphertexts, m) for W, B in weights])
 
 
 def _state(*args):
@@ -50,7 +53,7 @@ def _state(*args):
 
 def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: ModelParameters,
                  workers: int = 1, expected_batches: int = 1, scheduler=None) -> Iterator[Batch]:
-    """``Enc(w·x + b)`` for every record, one freshly re-randomized ciphertext per batch.
+    """``Enc(W·x + b)`` for every record, one freshly re-randomized ciphertext per output per batch.
 
     On a Dask ``scheduler``, what travels is the public key, the integer weights and the
     ciphertexts."""

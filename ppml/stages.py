@@ -245,12 +245,11 @@ def score(encrypted, output, *, params: ModelParameters, workers: int = 1, sched
 
 
 def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int = 1,
-            limits: Limits = Limits(), protected: Sequence[tuple] = (), watch: Watch = Watch(),
-            readable: Callable | None = None) -> Outcome:
+            limits: Limits = Limits(), protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
     """An encrypted-predictions document → predictions, decoded with the customer's own model
-    description ``spec``: a CSV (``id,prediction``) at ``output`` (a path or ``-``), or, with
-    ``output`` None, one ``readable(id, value)`` line per record on stdout, printed only once the
-    whole answer has been checked."""
+    description ``spec``: a CSV (``id`` and ``spec.columns``) at ``output`` (a path or ``-``), or,
+    with ``output`` None, one line per record on stdout (``0: Price = 62,996.92``, see
+    :func:`prediction_text`), printed only once the whole answer has been checked."""
     source = files.display_name(answer)
     with watch.step("read"):
         reader = DocumentReader(answer, limits)  # waits for the first line of a pipe
@@ -262,7 +261,7 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int
     except PpmlError as e:
         raise e.with_source(source)
     guard_output(output, [answer], [*key_files(keys.store), *protected])
-    reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, 1, doc.slots)
+    reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, len(doc.outputs), doc.slots)
     parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
     counts = [0, 0]
 
@@ -279,15 +278,15 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int
 
     with watch.step("decrypt"):
         if output is None:
-            lines = "".join(readable(rid, value) for rid, value in pairs())
+            lines = "".join(f"{rid}: {prediction_text(spec, prediction)}\n" for rid, prediction in pairs())
             sink = files.StdoutSink()
             sink.write(lines.encode("utf-8"))
             sink.flush()
         else:
             with (files.StdoutSink() if output == files.STDIO else files.AtomicFile(output)) as sink:
-                sink.write(b"id,prediction\n")
-                for rid, value in pairs():
-                    sink.write(f"{csv_field(rid)},{value!r}\n".encode())
+                sink.write((",".join(map(csv_field, ["id", *spec.columns])) + "\n").encode())
+                for rid, prediction in pairs():
+                    sink.write((",".join([csv_field(rid), *map(csv_value, prediction)]) + "\n").encode())
     return Outcome(counts[1], counts[0], output)
 
 
@@ -295,6 +294,25 @@ def readable(value: float) -> str:
     """How a prediction is shown to a person (``CustomerDecrypts.py``'s lines, the portal):
     prices and salaries as 62,996.92; small values with six significant digits, not 0.00."""
     return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.6g}"
+
+
+def prediction_text(spec: ModelSpec, prediction: tuple) -> str:
+    """A record's prediction as a person reads it: ``Price = 62,996.92``; ``y_0 = 1.5, y_1 =
+    2.25`` for several outputs; ``class = setosa (p = 0.973)`` (the label's probability, if the
+    model has probabilities)."""
+    from .links import ClassLink
+
+    if isinstance(spec.link, ClassLink):
+        label, *proba = prediction
+        shown = f"class = {label}"
+        return shown + f" (p = {proba[spec.link.classes.index(label)]:.3f})" if proba else shown
+    return ", ".join(f"{name} = {readable(value)}" for name, value in zip(spec.outputs, prediction))
+
+
+def csv_value(value) -> str:
+    """A prediction's CSV text: a float at full precision (``repr`` reads back as the same
+    double), a class label as text."""
+    return repr(value) if isinstance(value, float) else csv_field(value)
 
 
 def csv_field(value) -> str:

@@ -122,6 +122,70 @@ def train(data, target, log_target, categorical, numeric, ignore, bounds, min_fr
         say(quiet, f"wrote {path}")
 
 
+@main.command("export", epilog="""\b
+Examples:
+  python -m ppml export model.pkl --data train.csv --target price --out-dir house_model
+  python -m ppml export iris.pkl --data iris.csv --target species --bounds "petal length (cm)=0:20" --out-dir iris_model
+
+\b
+There is no --min-frequency: a fitted estimator's OneHotEncoder has already grouped its rare
+categories (its own min_frequency / max_categories), and regrouping them here would change
+its predictions. Fit the encoder with min_frequency to get fewer features.""")
+@click.argument("model_pkl", metavar="MODEL.pkl")
+@click.option("--data", required=True, metavar="TRAIN.csv",
+              help="CSV of the training records (the estimator's input columns; the target column(s) and "
+                   "an id column are ignored). Bounds of numeric columns are derived from it as train "
+                   "derives them, and the export is checked against the estimator's predictions on it.")
+@click.option("--target", "targets", multiple=True, metavar="COL",
+              help="The target column of TRAIN.csv (not a feature); it names a regression's output "
+                   "(Price in '0: Price = …'). Repeat it for each target of a multi-output regression.")
+@click.option("--bounds", "bounds", multiple=True, metavar="COL=LO:HI",
+              help="Declare the range a numeric input column's values may take, e.g. age=0:150, instead of "
+                   "the default rule of train. Repeatable.")
+@click.option("--out-dir", required=True, metavar="DIR", type=click.Path(file_okay=False),
+              help="Where to write col_tnf.pkl, PreProcessingDataAndModel.pkl and Encrypted_ModelParameters/.")
+@quiet_option
+@reports_errors
+def export(model_pkl, data, targets, bounds, out_dir, quiet):
+    """Export a company's own fitted scikit-learn model for encrypted scoring.
+
+    MODEL.pkl is a pickled fitted estimator: a linear regressor or classifier, bare or at the
+    end of a Pipeline (with a ColumnTransformer or any fitted preprocessing), possibly inside a
+    TransformedTargetRegressor. It is loaded with plain pickle, which RUNS CODE the file
+    contains: only export your own files. Then the three scripts run it with --model DIR, and
+    their decrypted predictions equal the estimator's predict / predict_proba.
+
+    Anything that is not one linear step (trees, ensembles, kernels, neural networks) is
+    refused with one line, and nothing is written.
+    """
+    from ..errors import InputError, PpmlError
+    from ..export import export as export_artifacts
+    from ..export import load_estimator, training_frame
+    from ..tabular import parse_bounds
+
+    estimator = load_estimator(model_pkl)
+    frame = training_frame(data, estimator, targets)
+    try:
+        exported = export_artifacts(estimator, frame, out_dir, bounds=parse_bounds(bounds), target=list(targets) or None)
+    except InputError as e:  # the training records or --bounds
+        raise e.with_source(data)
+    except PpmlError as e:  # the estimator
+        raise e.with_source(model_pkl)
+    for note in exported.notes:
+        say(quiet, f"Note: {model_pkl}: {note}")
+    if exported.classes is None:
+        kind = f"regression, output(s) {', '.join(exported.outputs)}"
+    else:
+        probability = f"{exported.link.probability} probabilities" if exported.link.probability else "no probabilities"
+        kind = f"classifier, {len(exported.classes)} classes ({probability})"
+    click.echo(f"{type(exported.estimator).__name__}: {kind}; {len(exported.features)} features")
+    c = exported.codec()
+    click.echo(f"codec: Fx={c.feature_bits} Fw={c.weight_bits} slot={c.slot_bits} bits")
+    if exported.inputs:
+        click.echo("bounds: " + ", ".join(f"{k} [{lo:g}, {hi:g}]" for k, (lo, hi) in exported.inputs.items()))
+    say(quiet, f"wrote {out_dir}/ (col_tnf.pkl, PreProcessingDataAndModel.pkl, Encrypted_ModelParameters/)")
+
+
 @main.command("generate-data")
 @click.option("-o", "--output", default="Data/laptop_data.csv", show_default=True,
               help="CSV file to write.")

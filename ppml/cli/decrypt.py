@@ -16,7 +16,9 @@ DEFAULT_FOLDER_OUTPUT = "Predictions"
 @click.command(name="decrypt", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("answer", required=False, default=DEFAULT_INPUT, metavar="[ANSWER]")
 @click.option("-o", "--output", default=None,
-              help="Write CSV (columns id, prediction) to this file, or - for CSV on stdout. "
+              help="Write CSV (columns id, prediction, and proba_<class> per class of a probabilistic "
+                   "classifier, or prediction_<output> per output of a multi-output regression) to this "
+                   "file, or - for CSV on stdout. "
                    "Without it, one readable line per record is printed. With a folder as ANSWER: "
                    f"the output folder of CSVs (default {DEFAULT_FOLDER_OUTPUT}/).")
 @keys_option
@@ -36,9 +38,10 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, wait, max_batc
     Encrypted_Predicted_value/answer.json), - for stdin, or a folder: then every *.json /
     *.jsonl in it whose CSV is missing or was made from other bytes is decrypted into the
     output folder (cron mode). Predictions are in the target's own units (for the laptop model:
-    the price, exp of the model's log price). How to decode them (codec, target, transform)
-    comes from the model folder's Model.json (--model), never from the answer: an answer from
-    another model or with another codec is refused.
+    the price, exp of the model's log price), or a classifier's class label and probabilities.
+    How to decode them (codec, outputs, link) comes from the model folder's Model.json
+    (--model), never from the answer: an answer from another model or with another codec is
+    refused.
     """
     from .. import artifacts, stages
     from ..keystore import KeyStore
@@ -50,8 +53,7 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, wait, max_batc
 
     def process(source, output):
         done = stages.decrypt(source, output, spec=spec, keys=keys, workers=workers, limits=limits(max_batch_mb),
-                              protected=protected, watch=watch,
-                              readable=lambda rid, value: f"{rid}: {spec.target} = {stages.readable(value)}\n")
+                              protected=protected, watch=watch)
         watch.end()
         if output not in (None, "-"):
             say(quiet, f"Wrote {done.records} prediction(s) to {output}")

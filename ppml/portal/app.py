@@ -125,7 +125,7 @@ class Portal:
         spec, public = self.customer.spec, self.customer.public_key
         context = {"fields": self.fields, "values": self.defaults, "csrf_field": CSRF_FIELD,
                    "csrf_token": self.csrf_token(cookie), "upload_field": UPLOAD_FIELD, "server": self.customer.server,
-                   "target": spec.target, "model_fingerprint": spec.fingerprint,
+                   "target": work.prediction_label(spec), "model_fingerprint": spec.fingerprint,
                    "key_fingerprint": public.fingerprint, "key_bits": public.bits,
                    "max_upload_mb": MAX_UPLOAD_BYTES >> 20, **context}
         response = self.templates.TemplateResponse(request, "index.html", context, status_code=status,
@@ -202,7 +202,7 @@ class Portal:
             records = []
         if len(records) != len(pairs):  # the CSV reader and pandas disagree on some odd file: ids only
             inputs, records = [], [[] for _ in pairs]
-        return ["id", *inputs, self.customer.spec.target], [
+        return ["id", *inputs, work.prediction_label(self.customer.spec)], [
             [str(rid), *record, value] for (rid, value), record in zip(pairs, records)]
 
     def error_line(self, error: Exception) -> str:

@@ -156,17 +156,26 @@ def predict(customer: Customer, records: bytes, source: str) -> Prediction:
                        keys=customer.keys, watch=StepTimes("decrypt", steps))
         data = (folder / "predictions.csv").read_bytes()
         public = customer.public_key
-        return Prediction(read_predictions(data), data, sent, received, public.fingerprint, public.bits,
+        return Prediction(read_predictions(data, customer.spec.columns[0]), data, sent, received,
+                          public.fingerprint, public.bits,
                           customer.spec.fingerprint, steps)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def read_predictions(data: bytes) -> list:
-    """``(id, prediction)`` pairs of a predictions CSV, the prediction a float when it is one."""
+def prediction_label(spec) -> str:
+    """What the page's prediction is called: the model's (first) output, or ``class``."""
+    from ..links import ClassLink
+
+    return "class" if isinstance(spec.link, ClassLink) else spec.outputs[0]
+
+
+def read_predictions(data: bytes, column: str = "prediction") -> list:
+    """``(id, prediction)`` pairs of a predictions CSV (the prediction from ``column``: the
+    first after ``id``), the prediction a float when it is one."""
     pairs = []
     for row in csv.DictReader(io.StringIO(data.decode("utf-8"))):
-        value = row.get("prediction", "")
+        value = row.get(column, "")
         try:
             value = float(value)
         except ValueError:

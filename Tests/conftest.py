@@ -124,3 +124,44 @@ def imported_heavy_modules(script: str, argv, cwd) -> str:
     out = subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     return out.stdout.strip().splitlines()[-1]
+
+
+class PpmlServer:
+    """``python -m ppml ARGS`` (``serve`` or ``portal``) as a real process in ``folder``, on
+    127.0.0.1, up once it prints its "running on URL" line (within ``timeout`` seconds);
+    :meth:`stop` ends it by its process id."""
+
+    def __init__(self, folder, *args: str, timeout: float = 120):
+        import re
+        import subprocess
+        import time
+
+        self.proc = subprocess.Popen([sys.executable, "-m", "ppml", *args], cwd=folder, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE, text=True)
+        self.log: list = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            line = self.proc.stderr.readline()
+            if not line:
+                break
+            self.log.append(line)
+            m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
+            if m:
+                self.url = m.group(1)
+                return
+        self.stop()
+        raise AssertionError(f"ppml {args[0]} did not start: " + "".join(self.log))
+
+    def stop(self, sig=None, timeout: float = 20):
+        """Send ``sig`` (SIGTERM by default), wait up to ``timeout`` s, then kill; the exit status."""
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode

@@ -16,17 +16,15 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, PpmlServer
 from ppml.stages import readable
 from ppml.customer import SAMPLE_LAPTOP
 
@@ -47,36 +45,6 @@ from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 
-class Process:
-    """``python -m ppml ARGS`` in ``folder``, up once it prints uvicorn's "running on" line."""
-
-    def __init__(self, folder: Path, *args: str):
-        self.proc = subprocess.Popen([PY, "-m", "ppml", *args], cwd=folder, stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.PIPE, text=True)
-        self.log: list = []
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-            if m:
-                self.url = m.group(1)
-                return
-        self.stop()
-        raise AssertionError(f"ppml {args[0]} did not start: " + "".join(self.log))
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-
-
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     """The company's service (client acme) and the customer's portal over it, which fetches the
@@ -90,10 +58,10 @@ def site(tmp_path_factory):
     os.chmod(token, 0o600)
     started = []
     try:
-        service = Process(folder, "serve", "--model", str(ROOT), "--db", "clients.db", "--host", "127.0.0.1",
+        service = PpmlServer(folder, "serve", "--model", str(ROOT), "--db", "clients.db", "--host", "127.0.0.1",
                           "--port", "0", "--workers", "1", "--allow-weak-key")
         started.append(service)
-        portal = Process(folder, "portal", "--server", service.url, "--token-file", str(token), "--keys", "keys",
+        portal = PpmlServer(folder, "portal", "--server", service.url, "--token-file", str(token), "--keys", "keys",
                          "--key-size", "1024", "--allow-weak-key", "--host", "127.0.0.1", "--port", "0")
         started.append(portal)
         yield dict(folder=folder, url=portal.url, server=service.url)

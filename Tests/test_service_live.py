@@ -20,7 +20,7 @@ import urllib.request
 import pandas as pd
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, PpmlServer, run_script
 
 PY = sys.executable
 WEAK = ["--allow-weak-key"]
@@ -35,38 +35,6 @@ def ppml(*args, cwd, stdin=None, env=None, timeout=120):
 def ok(proc):
     assert proc.returncode == 0, proc.stderr.decode()
     return proc
-
-
-class Server:
-    def __init__(self, folder):
-        self.folder = folder
-        self.proc = subprocess.Popen(
-            [PY, "-m", "ppml", "serve", "--model", str(ROOT), "--db", "clients.db", "--host", "127.0.0.1",
-             "--port", "0", "--workers", "2", "--audit-log", "audit.jsonl", *WEAK],
-            cwd=folder, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-        deadline = time.monotonic() + 60
-        self.log = []
-        while time.monotonic() < deadline:
-            line = self.proc.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-            if m:
-                self.url = m.group(1)
-                return
-        self.stop()
-        raise AssertionError("the server did not start: " + "".join(self.log))
-
-    def stop(self, sig=signal.SIGTERM, timeout=20):
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        return self.proc.returncode
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +53,8 @@ def site(tmp_path_factory, bundled_raw, pipeline):
         tokens[name] = out.strip().splitlines()[-1]
         (folder / f"{name}.token").write_text(tokens[name] + "\n")
         os.chmod(folder / f"{name}.token", 0o600)
-    server = Server(folder)
+    server = PpmlServer(folder, "serve", "--model", str(ROOT), "--db", "clients.db", "--host", "127.0.0.1",
+                        "--port", "0", "--workers", "2", "--audit-log", "audit.jsonl", *WEAK, timeout=60)
     expected = [math.exp(v) for v in pipeline.predict(raw)]
     try:
         yield dict(folder=folder, url=server.url, tokens=tokens, server=server, expected=expected)

@@ -320,3 +320,75 @@ def test_decryption_is_correct_with_constant_time_exponentiation(keypair):
     for m in (0, 1, 12345, int(public.n) - 1, secrets.randbelow(int(public.n))):
         assert private.raw_decrypt(enc.encrypt(m)) == m
     assert math.gcd(int(public.n), int(public.h_s)) == 1
+
+
+def test_the_readmes_extraction_figures_follow_from_the_bundled_model(params):
+    """README: the bundled model's weights and intercept hold about 1,953 bits, so a customer
+    learning at most k + log2(3) bits per one-record answer needs at least 21 declared records,
+    against d + 1 = 43 honest ones."""
+    import math
+
+    readme = (ROOT / "README.md").read_text()
+    (W, B), = params.integer_weights()
+    bits = sum(abs(w).bit_length() + 1 for w in W) + abs(B).bit_length() + 1
+    k = params.spec.codec.slot_bits
+    records = math.ceil(bits / (k + math.log2(3)))
+    assert (round(bits, -1), records, len(W) + 1) == (1950, 21, 43)
+    assert f"about {bits:,} bits in all, `k` = {k}" in readme
+    assert f"**{records} declared records**" in readme and f"`d + 1 = {len(W) + 1}`" in readme
+
+
+def test_a_modulus_of_three_primes_still_gets_the_servers_own_randomness(honest, params):
+    """A customer whose n is not a product of two primes (here three, all known to it) gets
+    answers whose randomness is still fresh and uniform: the server's r^n never depends on
+    how n factors. The customer decrypts with λ = lcm(p−1, q−1, s−1)."""
+    from ppml.paillier import Encryptor, encrypt_packed
+    from ppml.paillier.keys import PublicKey
+
+    work, _, doc = honest
+    primes = []
+    while len(primes) < 3:
+        candidate = gmpy2.next_prime(secrets.randbits(342) | (3 << 340))
+        if candidate.bit_length() == 342 and candidate not in primes:
+            primes.append(candidate)
+    n = int(primes[0] * primes[1] * primes[2])
+    n_sq = n * n
+    lam = int(math.lcm(*(int(p) - 1 for p in primes)))
+    h_s = int(gmpy2.powmod(secrets.randbelow(n - 2) + 2, n, n_sq))
+    public = PublicKey(n, h_s)
+    crafted = json.loads(json.dumps(doc))
+    crafted["public_key"], crafted["key_fingerprint"] = public.to_dict(), public.fingerprint
+    m = params.spec.codec.slots_for(n.bit_length())
+    crafted["slots"] = m
+    rows = [[1 << params.spec.codec.feature_bits] * len(params.spec.features)]  # every feature 1.0
+    cts = encrypt_packed(Encryptor(public), params.spec.codec, rows)
+    crafted["batches"] = [{"ids": [0], "ciphertexts": [format(c, "x") for c in cts]}]
+    crafted["records"] = 1
+    mu = int(gmpy2.invert((int(gmpy2.powmod(n + 1, lam, n_sq)) - 1) // n, n))
+
+    def opened(answer):
+        c = gmpy2.mpz(int(answer["batches"][0]["ciphertexts"][0], 16))
+        v = (int(gmpy2.powmod(c, lam, n_sq)) - 1) // n * mu % n
+        return v, int(c * gmpy2.invert(1 + v * n, n_sq) % n_sq)
+
+    (v1, r1), (v2, r2) = (opened(_score(work, crafted, f"three-primes-{i}")) for i in range(2))
+    k = params.spec.codec.slot_bits
+    assert v1 % (1 << k) == v2 % (1 << k) and r1 != r2  # same declared slot, fresh randomness
+    (W, B), = params.integer_weights()
+    assert params.spec.codec.unpack(v1, 1) == [sum(w << params.spec.codec.feature_bits for w in W) + B]
+
+
+def test_decryption_never_uses_variable_time_exponentiation(keypair, monkeypatch):
+    """The key owner's secret exponents p − 1 and q − 1 only ever go through gmpy2.powmod_sec:
+    with gmpy2.powmod made to fail, decryption still works."""
+    from ppml.paillier import Encryptor
+    from ppml.paillier import keys as keys_module
+
+    public, private = keypair
+    c = Encryptor(public).encrypt(424242)
+
+    def refuse(*args):
+        raise AssertionError("variable-time powmod used with a secret exponent")
+
+    monkeypatch.setattr(keys_module.gmpy2, "powmod", refuse)
+    assert private.raw_decrypt(c) == 424242

@@ -520,3 +520,41 @@ def test_scoring_on_a_dask_cluster(tmp_path, document, laptops, keypair, pipelin
             assert r.status_code == 200, r.text
             assert_matches_plaintext(decrypt_answer(r.content, keypair)[0], laptops, pipeline)
             assert s.http.get("/healthz").json()["workers"] == 1
+
+
+def test_idle_time_computes_the_servers_randomness_ahead_each_value_used_once(svc, document, laptops, keypair,
+                                                                              pipeline):
+    """Between requests the pool computes r^n for the keys that just sent documents; the next
+    answer for that key uses (and removes) them, and still decrypts to the plaintext model."""
+    import time
+
+    from ppml.paillier.keys import PublicKey
+
+    public = PublicKey.from_dict(document["public_key"], allow_weak=True)
+    assert svc.score(as_json(document)).status_code == 200
+    reserve = svc.service.noise
+    deadline = time.monotonic() + 30
+    while len(reserve._reserve[public.fingerprint][1]) < 4:
+        assert time.monotonic() < deadline, "nothing was computed ahead while the service was idle"
+        time.sleep(0.05)
+    ahead = list(reserve._reserve[public.fingerprint][1])
+    r = svc.score(as_json(document))
+    assert r.status_code == 200
+    assert_matches_plaintext(decrypt_answer(r.content, keypair)[0], laptops, pipeline)
+    used = ahead[:len(document["batches"])]
+    assert not set(map(int, used)) & set(map(int, reserve._reserve[public.fingerprint][1]))
+
+
+def test_the_randomness_reserve_is_bounded_and_never_shared_between_keys(keypair, other_keypair):
+    from ppml.service.pool import NoiseReserve
+
+    reserve = NoiseReserve(per_key=2, keys=1)
+    a, b = keypair[0], other_keypair[0]
+    reserve.note(a)
+    for value in (1, 2, 3):
+        reserve.put(a, value)
+    assert len(reserve) == 2 and reserve.wanted() is None  # full
+    assert reserve.take(b, 1) is None  # another key's values are never handed out
+    assert reserve.take(a, 1) == [1] and reserve.take(a, 2) is None and reserve.wanted() is a
+    reserve.note(b)  # only the most recent key is kept
+    assert reserve.take(a, 1) is None and len(reserve) == 0 and reserve.wanted() is b

@@ -11,6 +11,7 @@ from typing import Iterable, Iterator
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
 from .errors import DocumentError, KeyMismatchError
 from .paillier import score_packed
+from .paillier.scheme import server_noise
 from .parallel import Recipe, ordered_map
 
 
@@ -38,13 +39,21 @@ def scoring_state(doc: EncryptedFeatures, params: ModelParameters) -> tuple:
     return doc.public_key, doc.codec, params.integer_weights()
 
 
-def score_batch(state: tuple, batch: Batch) -> Batch:
+def score_batch(state: tuple, batch: Batch, noises: list | None = None) -> Batch:
     """One batch's answer: per output, one masked, server-re-randomized ciphertext for its records
     (each through :func:`~ppml.paillier.scheme.score_packed`, so each has its own mask and
-    ``r^n``)."""
+    ``r^n``). ``noises``: one precomputed :func:`noise` per output, each used once, or None."""
     public, codec, weights = state
     m = len(batch.ids)
-    return Batch(list(batch.ids), [score_packed(public, codec, W, B, batch.ciphertexts, m) for W, B in weights])
+    noises = noises or [None] * len(weights)
+    return Batch(list(batch.ids), [score_packed(public, codec, W, B, batch.ciphertexts, m, noise)
+                                   for (W, B), noise in zip(weights, noises, strict=True)])
+
+
+def noise(public) -> int:
+    """One server re-randomizer ``r^n mod n²`` for ``public``, computed ahead while a worker would
+    otherwise be idle (see :func:`ppml.paillier.scheme.server_noise`)."""
+    return server_noise(public)
 
 
 def _state(*args):

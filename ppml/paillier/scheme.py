@@ -292,14 +292,16 @@ def mask_undeclared(public: PublicKey, codec: FixedPointCodec, m: int) -> int:
 
 
 def score_packed(public: PublicKey, codec: FixedPointCodec, weights: Sequence[int],
-                 intercept: int, ciphertexts: Sequence, m: int) -> gmpy2.mpz:
+                 intercept: int, ciphertexts: Sequence, m: int, noise=None) -> gmpy2.mpz:
     """Encrypted ``Σ W_i·P_i + Σ_j (B + Δ)·2^(kj) + mask``, re-randomized by the server.
 
     ``ciphertexts`` must already be validated against the key (see ``PublicKey.check_ciphertext``);
     ``m`` is the number of records the batch declares (its ids): slots above them are masked
     (:func:`mask_undeclared`) and the result is multiplied by :func:`server_noise`, so neither
-    the customer's key nor its ciphertexts can shape what the answer reveals. Negative weights
-    are raised to ``|W_i|`` in a second product that is inverted once.
+    the customer's key nor its ciphertexts can shape what the answer reveals. ``noise`` is a
+    :func:`server_noise` for ``public`` computed ahead of time (used for this answer only), or
+    None to compute one now. Negative weights are raised to ``|W_i|`` in a second product that
+    is inverted once.
     """
     n, n_sq = public.n, public.n_sq
     if len(ciphertexts) != len(weights):
@@ -309,7 +311,8 @@ def score_packed(public: PublicKey, codec: FixedPointCodec, weights: Sequence[in
     result = pos * gmpy2.invert(neg, n_sq) % n_sq if neg != 1 else pos
     plain = (codec.pack_offset(intercept, m) + mask_undeclared(public, codec, m)) % n
     # (1 + a·n)·(1 + b·n) = 1 + (a + b)·n mod n²: adding a plaintext costs one multiplication.
-    return result * (1 + plain * n) % n_sq * server_noise(public) % n_sq
+    noise = server_noise(public) if noise is None else noise
+    return result * (1 + plain * n) % n_sq * noise % n_sq
 
 
 def decrypt_packed(private: PrivateKey, codec: FixedPointCodec, ciphertext, m: int) -> list[int]:

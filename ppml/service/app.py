@@ -38,7 +38,7 @@ from ..errors import PpmlError
 from . import wire
 from .clients import ClientDB, seconds_until_tomorrow, today
 from .observe import AuditLog, Metrics, scrub
-from .pool import ScoringPool
+from .pool import NoiseReserve, ScoringPool
 
 API = "/v1"
 #: Batches read, validated and charged before the answer starts: a document of up to this many
@@ -129,10 +129,14 @@ class Service:
                  audit: AuditLog):
         self.params, self.db, self.settings, self.public, self.audit = params, db, settings, public, audit
         self.pool = ScoringPool(settings.workers, settings.scheduler)
+        self.noise = NoiseReserve()
         self.metrics = Metrics()
         self.ready = False
         self.admitted = 0
         self._turns: asyncio.Semaphore | None = None
+        self._idle: asyncio.Event | None = None
+        self._wanted: asyncio.Event | None = None
+        self._refill_task: asyncio.Task | None = None
         self.schemas = {p.name: p.read_bytes() for p in sorted(SCHEMA_DIR.glob("*.json"))}
 
     @property
@@ -142,10 +146,17 @@ class Service:
     async def start(self) -> None:
         await self.pool.start()
         self._turns = asyncio.Semaphore(self.active)
+        self._idle, self._wanted = asyncio.Event(), asyncio.Event()
+        self._idle.set()
+        self._refill_task = asyncio.ensure_future(self._refill())
         self.ready = True
 
     async def stop(self) -> None:
         self.ready = False
+        if self._refill_task is not None:
+            self._refill_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refill_task
         await self.pool.close()
         self.audit.close()
 
@@ -193,6 +204,7 @@ class Service:
         except _Refused as r:
             return await _send_error(send, r, log)
         self.admitted += 1
+        self._idle.clear()
         try:
             try:
                 await asyncio.wait_for(self._turns.acquire(), self.settings.queue_timeout)
@@ -205,6 +217,26 @@ class Service:
                 self._turns.release()
         finally:
             self.admitted -= 1
+            if not self.admitted:
+                self._idle.set()
+
+    async def _refill(self) -> None:
+        """While no request is being answered, compute server re-randomizers ahead for the keys
+        of the last requests, one at a time (so an arriving request finds every worker but at
+        most one free, and that one within a single exponentiation)."""
+        while True:
+            await self._idle.wait()
+            public = self.noise.wanted()
+            if public is None:
+                self._wanted.clear()
+                await self._wanted.wait()
+                continue
+            try:
+                value = await self.pool.noise(public)
+            except Exception:  # noqa: BLE001 - a pool that is stopping; precomputing is optional
+                await asyncio.sleep(1)
+                continue
+            self.noise.put(public, value)
 
     async def _answer(self, client, receive, send, log) -> int:
         day = today()
@@ -240,6 +272,9 @@ class Service:
             except PpmlError as e:
                 raise _Refused(_status_of(e), e.message) from None
             state = server.scoring_state(doc, self.params)
+            outputs = len(state[2])
+            self.noise.note(doc.public_key)
+            self._wanted.set()
             answer = server.predictions_header(doc, self.params)
             media = "application/x-ndjson" if jsonl else JSON_TYPE
             await send({"type": "http.response.start", "status": 200,
@@ -277,7 +312,8 @@ class Service:
             total_records = 0
             async for batch in parsed():
                 total_records += len(batch.ids)
-                pending.append((len(batch.ids), asyncio.ensure_future(self.pool.score(state, batch))))
+                noises = self.noise.take(doc.public_key, outputs)
+                pending.append((len(batch.ids), asyncio.ensure_future(self.pool.score(state, batch, noises))))
                 while len(pending) >= window or pending and pending[0][1].done():
                     index, delivered = await self._deliver(send, pending, answer, jsonl, index, delivered, log, watch)
             while pending:

@@ -21,7 +21,7 @@ import signal
 
 from ..documents import Batch
 from ..errors import PpmlError
-from ..server import score_batch
+from ..server import noise, score_batch
 
 
 def _worker_init() -> None:
@@ -69,12 +69,19 @@ class ScoringPool:
         loop = asyncio.get_running_loop()
         await asyncio.gather(*(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers)))
 
-    async def score(self, state: tuple, batch: Batch) -> Batch:
+    async def score(self, state: tuple, batch: Batch, noises: list | None = None) -> Batch:
+        return await self._run(score_batch, state, batch, noises)
+
+    async def noise(self, public) -> int:
+        """One server re-randomizer for ``public``, computed on a worker (see :class:`NoiseReserve`)."""
+        return await self._run(noise, public)
+
+    async def _run(self, fn, *args):
         if self._dask is not None:
-            return await self._dask.submit(score_batch, state, batch, pure=False)
+            return await self._dask.submit(fn, *args, pure=False)
         if self._executor is None:
             raise RuntimeError("the scoring pool is not started")
-        return await asyncio.wrap_future(self._executor.submit(score_batch, state, batch))
+        return await asyncio.wrap_future(self._executor.submit(fn, *args))
 
     async def close(self) -> None:
         if self._dask is not None:
@@ -83,3 +90,46 @@ class ScoringPool:
         if self._executor is not None:
             executor, self._executor = self._executor, None
             await asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+
+
+class NoiseReserve:
+    """Server re-randomizers (``r^n mod n²``) computed ahead, while the service is idle, for the
+    keys that sent the last requests: a repeat customer's next answer then skips the one full
+    exponentiation it costs. Each value is used for one answer ciphertext only and only under
+    its own key; at most ``per_key`` values for the ``keys`` most recent keys are kept."""
+
+    def __init__(self, per_key: int = 16, keys: int = 8):
+        from collections import OrderedDict
+
+        self.per_key, self.keys = per_key, keys
+        self._reserve: OrderedDict = OrderedDict()  # fingerprint → (public key, [values])
+
+    def note(self, public) -> None:
+        """``public`` was just used: keep (and refill) a reserve for it."""
+        entry = self._reserve.pop(public.fingerprint, (public, []))
+        self._reserve[public.fingerprint] = entry
+        while len(self._reserve) > self.keys:
+            self._reserve.popitem(last=False)
+
+    def take(self, public, count: int) -> list | None:
+        """``count`` values for ``public``, each removed from the reserve, or None if it holds fewer."""
+        values = self._reserve.get(public.fingerprint, (None, []))[1]
+        if len(values) < count:
+            return None
+        taken, values[:] = values[:count], values[count:]
+        return taken
+
+    def wanted(self):
+        """The most recently used key whose reserve is not full, or None."""
+        for public, values in reversed(self._reserve.values()):
+            if len(values) < self.per_key:
+                return public
+        return None
+
+    def put(self, public, value) -> None:
+        entry = self._reserve.get(public.fingerprint)
+        if entry is not None and len(entry[1]) < self.per_key:
+            entry[1].append(value)
+
+    def __len__(self) -> int:
+        return sum(len(values) for _, values in self._reserve.values())

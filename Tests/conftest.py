@@ -165,3 +165,36 @@ class PpmlServer:
                 self.proc.kill()
                 self.proc.wait(10)
         return self.proc.returncode
+
+
+def dataset_frame(load, n: int | None = None):
+    """A data set that ships with scikit-learn as a data scientist's frame ``(X, y)``; ``n``
+    takes that many rows spread over all of them (and so over every class)."""
+    import numpy as np
+
+    X, y = load(return_X_y=True, as_frame=True)
+    if n is not None:
+        rows = np.linspace(0, len(X) - 1, n).round().astype(int)
+        X, y = X.iloc[rows].reset_index(drop=True), y.iloc[rows].reset_index(drop=True)
+    return X, y
+
+
+def mixed_frame(n: int, seed: int, age: bool = True):
+    """Categorical and numeric columns as a data scientist's DataFrame (numbers as numbers):
+    ``(X, price, label)``, the label ``low``/``mid``/``high`` by price tercile."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    city = rng.choice(["Paris", "Lyon", "Nice", "Brest"], n, p=[0.45, 0.3, 0.2, 0.05])
+    kind = rng.choice(["flat", "house"], n)
+    size = rng.uniform(15, 250, n).round(1)
+    rooms = rng.integers(1, 8, n)
+    columns = {"city": city, "kind": kind, "size": size, "rooms": rooms}
+    price = 2000 + 40 * size + 3000 * rooms + np.where(city == "Paris", 9000, 0) + np.where(kind == "house", 5000, 0)
+    if age:
+        columns["age"] = rng.uniform(0, 120, n)
+        price = price - 20 * columns["age"]
+    price = price + rng.normal(0, 800, n)
+    label = np.where(price > np.quantile(price, 0.66), "high", np.where(price > np.quantile(price, 0.33), "mid", "low"))
+    return pd.DataFrame(columns), price, label

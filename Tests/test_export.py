@@ -31,7 +31,7 @@ from sklearn.preprocessing import (FunctionTransformer, KBinsDiscretizer, MaxAbs
 from sklearn.svm import SVR, LinearSVC, LinearSVR
 
 import ppml
-from conftest import ROOT
+from conftest import ROOT, dataset_frame, mixed_frame
 from ppml import artifacts
 from ppml.encoder import OneHotBlock, ScaleBlock, SklearnBlock
 from ppml.errors import ArtifactError, InputError, UnsupportedModelError
@@ -87,24 +87,8 @@ def check_classifier(exported, estimator, X):
             assert proba is None
 
 
-def frame(load):
-    X, y = load(return_X_y=True, as_frame=True)
-    return X, y
-
-
 def mixed(n: int = 300, seed: int = 5):
-    """Categorical and numeric columns as a data scientist's DataFrame (numbers as numbers)."""
-    rng = np.random.default_rng(seed)
-    city = rng.choice(["Paris", "Lyon", "Nice", "Brest"], n, p=[0.45, 0.3, 0.2, 0.05])
-    kind = rng.choice(["flat", "house"], n)
-    size = rng.uniform(15, 250, n).round(1)
-    rooms = rng.integers(1, 8, n)
-    age = rng.uniform(0, 120, n)
-    price = (2000 + 40 * size + 3000 * rooms + np.where(city == "Paris", 9000, 0) + np.where(kind == "house", 5000, 0)
-             - 20 * age + rng.normal(0, 800, n))
-    X = pd.DataFrame({"city": city, "kind": kind, "size": size, "rooms": rooms, "age": age})
-    label = np.where(price > np.quantile(price, 0.66), "high", np.where(price > np.quantile(price, 0.33), "mid", "low"))
-    return X, price, label
+    return mixed_frame(n, seed)
 
 
 def mixed_columns(**one_hot) -> ColumnTransformer:
@@ -125,7 +109,7 @@ REGRESSORS = [LinearRegression(), Ridge(), RidgeCV(), Lasso(alpha=0.01), LassoCV
 
 @pytest.mark.parametrize("regressor", REGRESSORS, ids=lambda r: type(r).__name__)
 def test_every_regressor_is_reconstructed_exactly(regressor):
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     estimator = make_pipeline(StandardScaler(), regressor).fit(X, y)
     exported = export_model(estimator, X)
     assert [type(b) for b in exported.transformer.columns.blocks] == [ScaleBlock]
@@ -135,7 +119,7 @@ def test_every_regressor_is_reconstructed_exactly(regressor):
 
 
 def test_bare_regressor_and_mixed_column_transformer():
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     bare = Ridge().fit(X, y)
     exported = export_model(bare, X, target="progression")
     assert exported.outputs == ["progression"] and exported.features == list(X.columns)
@@ -157,7 +141,7 @@ def test_transformed_target_regressors_apply_the_inverse_exactly():
     assert exported.link.steps == (("func", "exp"),)
     check_regression(exported, log, X)
 
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     scaled = make_pipeline(StandardScaler(), TransformedTargetRegressor(Lasso(alpha=0.01), transformer=StandardScaler()))
     scaled.fit(X, y)
     exported = export_model(scaled, X)
@@ -200,7 +184,7 @@ CLASSIFIERS = [
                          ids=lambda c: type(c).__name__ if not isinstance(c, (str, type(None))) else "")
 def test_every_classifier_gives_classes_and_probabilities(classifier, multi, binary):
     for load, probability in ((load_wine, multi), (load_breast_cancer, binary)):
-        X, y = frame(load)
+        X, y = dataset_frame(load)
         estimator = make_pipeline(StandardScaler(), classifier).fit(X, y)
         exported = export_model(estimator, X)
         assert exported.link.probability == probability
@@ -250,7 +234,7 @@ def test_compiled_steps_are_bit_identical_to_scikit_learn():
 
 
 def test_other_steps_stay_fitted_scikit_learn_objects_behind_a_computed_allowlist(tmp_path):
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     columns = ColumnTransformer([
         ("poly", PolynomialFeatures(2), ["bmi", "bp"]),
         ("bins", KBinsDiscretizer(n_bins=4, encode="onehot-dense", quantile_method="averaged_inverted_cdf"), ["s1"]),
@@ -315,7 +299,7 @@ def refusal(estimator, X) -> str:
 
 
 def test_non_linear_and_unfitted_models_are_refused_with_one_line():
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
     assert refusal(forest, X) == (
         "RandomForestRegressor is not a linear model: only linear regressors and classifiers can be scored under "
@@ -323,7 +307,7 @@ def test_non_linear_and_unfitted_models_are_refused_with_one_line():
     assert refusal(make_pipeline(StandardScaler(), SVR()).fit(X, y), X) == (
         "SVR is not a linear model: only linear regressors and classifiers can be scored under encryption "
         "(a kernel machine's prediction sums kernels over support vectors, not W·x + b)")
-    Xc, yc = frame(load_iris)
+    Xc, yc = dataset_frame(load_iris)
     mlp = MLPClassifier(hidden_layer_sizes=(3,), max_iter=20, random_state=0).fit(Xc, yc)
     assert refusal(mlp, Xc) == (
         "MLPClassifier is not a linear model: only linear regressors and classifiers can be scored under "
@@ -338,7 +322,7 @@ def test_non_linear_and_unfitted_models_are_refused_with_one_line():
 
 
 def test_steps_the_customer_could_not_reproduce_are_refused():
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     power = TransformedTargetRegressor(Ridge(), transformer=PowerTransformer()).fit(X, y)
     assert refusal(power, X) == (
         "TransformedTargetRegressor's PowerTransformer is not supported: the customer applies the inverse exactly "
@@ -369,7 +353,7 @@ def test_training_frames_a_csv_record_cannot_give_are_refused():
 # Allowlists
 # ---------------------------------------------------------------------------------------------
 def test_stored_allowlists_only_narrow_and_are_checked_by_a_fixed_rule(tmp_path):
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     estimator = make_pipeline(StandardScaler(), PolynomialFeatures(2), SGDRegressor(random_state=0)).fit(X, y)
     ppml.export(estimator, X, tmp_path)
     path, allow = tmp_path / artifacts.PIPELINE, artifacts.allowlist_path(tmp_path / artifacts.PIPELINE)

@@ -34,7 +34,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC, LinearSVR
 
 import ppml
-from conftest import TEST_KEY_BITS, imported_heavy_modules, run_script
+from conftest import TEST_KEY_BITS, dataset_frame, imported_heavy_modules, mixed_frame, run_script
 from ppml import artifacts, stages
 from ppml.keystore import KeyStore
 
@@ -65,26 +65,10 @@ def _ok(proc):
     return proc
 
 
-def frame(load, n: int | None = None):
-    """A bundled data set as a data scientist's frame; ``n`` spreads a subset over all rows (and
-    so over every class)."""
-    X, y = load(return_X_y=True, as_frame=True)
-    if n is not None:
-        rows = np.linspace(0, len(X) - 1, n).round().astype(int)
-        X, y = X.iloc[rows].reset_index(drop=True), y.iloc[rows].reset_index(drop=True)
-    return X, y
-
-
 def mixed(n: int = 120, seed: int = 7):
     """Categorical and numeric columns, numbers as numbers, and a price."""
-    rng = np.random.default_rng(seed)
-    city = rng.choice(["Paris", "Lyon", "Nice", "Brest"], n, p=[0.45, 0.3, 0.2, 0.05])
-    kind = rng.choice(["flat", "house"], n)
-    size = rng.uniform(15, 250, n).round(1)
-    rooms = rng.integers(1, 8, n)
-    price = (2000 + 40 * size + 3000 * rooms + np.where(city == "Paris", 9000, 0) + np.where(kind == "house", 5000, 0)
-             + rng.normal(0, 800, n))
-    return pd.DataFrame({"city": city, "kind": kind, "size": size, "rooms": rooms}), price
+    X, price, _ = mixed_frame(n, seed, age=False)
+    return X, price
 
 
 def mixed_columns() -> ColumnTransformer:
@@ -153,7 +137,7 @@ def test_a_regression_with_categories_and_a_log_target_through_the_scripts(tmp_p
 
 
 def test_a_binary_classifier_through_the_scripts(tmp_path, keys):
-    X, y = frame(load_breast_cancer)
+    X, y = dataset_frame(load_breast_cancer)
     estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
     _ok(company_exports(tmp_path, estimator, X.assign(target=y), "target"))
     customer_scores(tmp_path, keys)
@@ -181,7 +165,7 @@ def test_a_multi_class_classifier_with_text_labels_through_the_scripts(tmp_path,
 
 
 def test_a_multi_output_regression_through_the_scripts(tmp_path, keys):
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     targets = pd.DataFrame({"progression": y, "bmi": X["bmi"]})
     X = X.drop(columns="bmi")
     estimator = make_pipeline(StandardScaler(), LinearRegression()).fit(X, targets)
@@ -191,7 +175,7 @@ def test_a_multi_output_regression_through_the_scripts(tmp_path, keys):
 
 
 def test_a_random_forest_is_refused_and_nothing_is_written(tmp_path):
-    X, y = frame(load_diabetes)
+    X, y = dataset_frame(load_diabetes)
     forest = RandomForestRegressor(n_estimators=3, random_state=0).fit(X, y)
     proc = company_exports(tmp_path, forest, X.assign(target=y), "target")
     assert proc.returncode == 1 and proc.stdout == b""
@@ -234,7 +218,7 @@ REGRESSORS = [LinearRegression(), Ridge(), RidgeCV(), Lasso(alpha=0.01), LassoCV
 
 @pytest.mark.parametrize("regressor", REGRESSORS, ids=lambda r: type(r).__name__)
 def test_every_regressor_under_encryption(regressor, tmp_path, keys):
-    X, y = frame(load_diabetes, 40)
+    X, y = dataset_frame(load_diabetes, 40)
     estimator = make_pipeline(StandardScaler(), regressor).fit(X, y)
     assert_matches(through_stages(tmp_path, keys, estimator, X), estimator, X)
 
@@ -247,7 +231,7 @@ def test_multi_output_and_scaled_target_regressions_under_encryption(tmp_path, k
         (tmp_path / str(i)).mkdir()
         assert_matches(through_stages(tmp_path / str(i), keys, estimator, X, ["price", "log_price"]), estimator, X,
                        ["price", "log_price"])
-    X, y = frame(load_diabetes, 40)
+    X, y = dataset_frame(load_diabetes, 40)
     scaled = TransformedTargetRegressor(make_pipeline(StandardScaler(), Lasso(alpha=0.01)),
                                         transformer=StandardScaler()).fit(X, y)
     (tmp_path / "scaled").mkdir()
@@ -264,7 +248,7 @@ CLASSIFIERS = [LogisticRegression(max_iter=5000), LogisticRegression(multi_class
                          ids=lambda c: re.sub(r"\s+", "", repr(c)).replace("max_iter=5000", "").replace(",)", ")"))
 @pytest.mark.parametrize("load", [load_wine, load_breast_cancer], ids=["multi-class", "binary"])
 def test_every_classifier_under_encryption(classifier, load, tmp_path, keys):
-    X, y = frame(load, 45)
+    X, y = dataset_frame(load, 45)
     estimator = make_pipeline(StandardScaler(), classifier).fit(X, y)
     assert_matches(through_stages(tmp_path, keys, estimator, X), estimator, X)
 

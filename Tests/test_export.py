@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -41,11 +40,7 @@ RELATIVE = 1e-9
 PROBABILITY = 1e-9
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence and deprecation warnings of the fits
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore")  # convergence and deprecation warnings of the fits
 
 
 def as_csv_text(frame: pd.DataFrame) -> pd.DataFrame:

@@ -16,7 +16,6 @@ import pickle
 import re
 import subprocess
 import sys
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -44,11 +43,7 @@ RELATIVE = 1e-9
 PROBABILITY = 1e-9
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # convergence and deprecation warnings of the fits
-        yield
+pytestmark = pytest.mark.filterwarnings("ignore")  # convergence and deprecation warnings of the fits
 
 
 @pytest.fixture(scope="module")

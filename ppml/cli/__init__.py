@@ -16,7 +16,7 @@ from .service import clients_group, serve_command
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="ppml")
 def main():
-    """ppml: privacy-preserving price predictions with Paillier encryption.
+    """ppml: private predictions from linear models with Paillier encryption.
 
     The three stages are also the scripts CustomerEncrypts.py, ServerModelRun.py and
     CustomerDecrypts.py.

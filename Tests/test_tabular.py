@@ -262,7 +262,7 @@ def _encrypted_predictions(model_dir, csv_path, keypair) -> dict:
                                                private, workers=1, expected_batches=64))
     doc = EncryptedFeatures.from_dict(json.loads(json.dumps(doc.to_dict())), allow_weak=True)
     answer = server.predictions_header(doc, params)
-    answer.batches = list(server.score_stream(doc, doc.batches, params, 1, len(doc.batches)))
+    answer.batches = list(server.score_stream(doc, doc.batches, params, 1))
     answer = EncryptedPredictions.from_dict(json.loads(json.dumps(answer.to_dict())), public)
     assert answer.outputs == spec.outputs
     return {rid: value for rid, (value,) in

@@ -11,7 +11,6 @@ from typing import Iterable, Iterator
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
 from .errors import DocumentError, KeyMismatchError
 from .paillier import score_packed
-from .paillier.scheme import server_noise
 from .parallel import Recipe, ordered_map
 
 
@@ -42,7 +41,7 @@ def scoring_state(doc: EncryptedFeatures, params: ModelParameters) -> tuple:
 def score_batch(state: tuple, batch: Batch, noises: list | None = None) -> Batch:
     """One batch's answer: per output, one masked, server-re-randomized ciphertext for its records
     (each through :func:`~ppml.paillier.scheme.score_packed`, so each has its own mask and
-    ``r^n``). ``noises``: one precomputed :func:`noise` per output, each used once, or None."""
+    ``r^n``). ``noises``: one precomputed ``server_noise`` per output, each used once, or None."""
     public, codec, weights = state
     m = len(batch.ids)
     noises = noises or [None] * len(weights)
@@ -50,24 +49,19 @@ def score_batch(state: tuple, batch: Batch, noises: list | None = None) -> Batch
                                    for (W, B), noise in zip(weights, noises, strict=True)])
 
 
-def noise(public) -> int:
-    """One server re-randomizer ``r^n mod n²`` for ``public``, computed ahead while a worker would
-    otherwise be idle (see :func:`ppml.paillier.scheme.server_noise`)."""
-    return server_noise(public)
-
 
 def _state(*args):
     return args
 
 
 def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: ModelParameters,
-                 workers: int = 1, expected_batches: int = 1, scheduler=None) -> Iterator[Batch]:
+                 workers: int = 1, scheduler=None) -> Iterator[Batch]:
     """``Enc(W·x + b)`` for every record, one freshly re-randomized ciphertext per output per batch.
 
-    On a Dask ``scheduler``, what travels is the public key, the integer weights and the
-    ciphertexts."""
+    Nothing is precomputed per document (the server's randomness is a fresh ``r^n`` per answer
+    ciphertext), so the work needs no estimate. On a Dask ``scheduler``, what travels is the
+    public key, the integer weights and the ciphertexts."""
     check_compatible(doc, params)
-    workers = min(workers, max(1, expected_batches))
     state = scoring_state(doc, params)
     recipe = Recipe(_state, state, key=f"score:{doc.public_key.fingerprint}:{params.spec.fingerprint}")
     return ordered_map(score_batch, batches, recipe, workers, scheduler)

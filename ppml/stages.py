@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import json
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -23,8 +24,6 @@ from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters,
 from .errors import OutputError, PpmlError
 from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
 
-#: Batches read ahead to size the scoring work estimate (fewer means the whole input).
-PEEK_BATCHES = 64
 #: Seconds a stage waits for another run's lock on its output folder by default.
 DEFAULT_WAIT = 300.0
 
@@ -47,6 +46,23 @@ class Watch:
 
     def advance(self, records: int) -> None:
         pass
+
+
+class TimedWatch(Watch):
+    """A watch that keeps the wall time of each step as ``(prefix + name, seconds)`` in
+    ``steps`` (a list it may share with other watches, e.g. one per stage of a round trip)."""
+
+    def __init__(self, steps: list | None = None, prefix: str = ""):
+        self.steps = [] if steps is None else steps
+        self.prefix = prefix
+
+    @contextlib.contextmanager
+    def step(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.steps.append((self.prefix + name, time.perf_counter() - start))
 
 
 def with_source(items: Iterable, source: str):
@@ -216,8 +232,6 @@ def score(encrypted, output, *, params: ModelParameters, workers: int = 1, sched
           watch: Watch = Watch()) -> Outcome:
     """An encrypted-features document → the encrypted-predictions document, with the public
     key the document carries and the company's weights."""
-    from .parallel import LARGE_INPUT_BATCHES
-
     source = files.display_name(encrypted)
     with watch.step("read"):
         reader = DocumentReader(encrypted, limits)
@@ -229,12 +243,11 @@ def score(encrypted, output, *, params: ModelParameters, workers: int = 1, sched
         guard_output(output, [encrypted], protected)
         reader.batch_limit = limits.batch_bytes or batch_bytes_for(doc.public_key.bits, len(doc.features), doc.slots)
         raw = with_source(reader.batches(), source)
-        peek = list(itertools.islice(raw, PEEK_BATCHES))
-    expected = len(peek) if len(peek) < PEEK_BATCHES else LARGE_INPUT_BATCHES
+        peek = list(itertools.islice(raw, workers))  # fewer batches than workers: fewer processes
     parsed = with_source((doc.parse_batch(b, i) for i, b in enumerate(itertools.chain(peek, raw))), source)
     answer = server.predictions_header(doc, params)
     with watch.step("score"), DocumentWriter(output, answer.header()) as writer:
-        for batch in server.score_stream(doc, parsed, params, workers, expected, scheduler):
+        for batch in server.score_stream(doc, parsed, params, max(1, len(peek)), scheduler):
             writer.write(answer.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
         try:

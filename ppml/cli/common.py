@@ -1,14 +1,15 @@
 """What every command shares: one-line errors with documented exit codes, shared options."""
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 import sys
+import time
 
 import click
 
 from ..errors import PpmlError
+from ..stages import TimedWatch
 
 #: Exit statuses (documented in README): 1 failure, 2 usage, 3 invalid input, 4 key/model mismatch.
 EXIT_INTERNAL = 70
@@ -121,29 +122,6 @@ class Progress:
             sys.stderr.flush()
 
 
-class StageTimer:
-    """Wall time per stage, printed on stderr with ``-v``."""
-
-    def __init__(self, enabled: bool):
-        import time
-
-        self.enabled, self._clock, self.stages = enabled, time.perf_counter, []
-        self._t0 = self._clock()
-
-    @contextlib.contextmanager
-    def stage(self, name: str):
-        start = self._clock()
-        try:
-            yield
-        finally:
-            self.stages.append((name, self._clock() - start))
-
-    def report(self) -> None:
-        if self.enabled:
-            parts = " · ".join(f"{name} {seconds:.2f} s" for name, seconds in self.stages)
-            click.echo(f"timing: {parts} · total {self._clock() - self._t0:.2f} s", err=True)
-
-
 def wait_option(f):
     from ..stages import DEFAULT_WAIT
 
@@ -164,16 +142,14 @@ def limits(max_batch_mb):
     return Limits(batch_bytes=None if max_batch_mb is None else int(max_batch_mb * 2 ** 20))
 
 
-class CommandWatch:
-    """The commands' :class:`ppml.stages.Watch`: times each step (``-v``) and draws a progress
-    line on a terminal."""
+class CommandWatch(TimedWatch):
+    """The commands' :class:`ppml.stages.Watch`: times each step (reported with ``-v``) and
+    draws a progress line on a terminal."""
 
     def __init__(self, label: str, verbose: bool, quiet: bool):
-        self.timer, self.label, self.quiet = StageTimer(verbose), label, quiet
-        self.progress = None
-
-    def step(self, name: str):
-        return self.timer.stage(name)
+        super().__init__()
+        self.label, self.verbose, self.quiet = label, verbose, quiet
+        self.progress, self._t0 = None, time.perf_counter()
 
     def advance(self, records: int) -> None:
         if self.progress is None:
@@ -184,6 +160,11 @@ class CommandWatch:
         if self.progress is not None:
             self.progress.close()
             self.progress = None
+
+    def report(self) -> None:
+        if self.verbose:
+            parts = " · ".join(f"{name} {seconds:.2f} s" for name, seconds in self.steps)
+            click.echo(f"timing: {parts} · total {time.perf_counter() - self._t0:.2f} s", err=True)
 
 
 def run_stage(source, output, process, *, default_file, default_folder, suffixes, out_name, quiet, what,

@@ -61,4 +61,4 @@ def decrypt_command(answer, output, keys_dir, model_dir, workers, wait, max_batc
     run_stage(answer, output, process, default_file=None, default_folder=DEFAULT_FOLDER_OUTPUT,
               suffixes=(".json", ".jsonl"), out_name=lambda p: Path(p).stem + ".csv", quiet=quiet, what="decrypt",
               wait=wait)
-    watch.timer.report()
+    watch.report()

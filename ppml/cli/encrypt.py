@@ -73,4 +73,4 @@ def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, sch
 
     run_stage(records, output, process, default_file=DEFAULT_OUTPUT, default_folder=str(Path(DEFAULT_OUTPUT).parent),
               suffixes=(".csv",), out_name=lambda p: p.stem + ".json", quiet=quiet, what="encrypt", wait=wait)
-    watch.timer.report()
+    watch.report()

@@ -67,4 +67,4 @@ def score_command(encrypted, output, params_dir, model_dir, workers, scheduler, 
     run_stage(encrypted, output, process, default_file=DEFAULT_OUTPUT,
               default_folder=str(Path(DEFAULT_OUTPUT).parent), suffixes=(".json", ".jsonl"),
               out_name=lambda p: p.name, quiet=quiet, what="score", wait=wait)
-    watch.timer.report()
+    watch.report()

@@ -9,12 +9,10 @@ each step took. No web framework here: the portal's app calls :func:`predict`.
 """
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,21 +99,6 @@ class Prediction:
         return sum(seconds for _, seconds in self.steps)
 
 
-class StepTimes(stages.Watch):
-    """A stage watch that keeps the wall time of each step, named ``"<stage>: <step>"``."""
-
-    def __init__(self, stage: str, steps: list):
-        self.stage, self.steps = stage, steps
-
-    @contextlib.contextmanager
-    def step(self, name: str):
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.steps.append((f"{self.stage}: {name}", time.perf_counter() - start))
-
-
 def records_csv(columns, rows) -> bytes:
     """Records (sequences of text in ``columns`` order) as the CSV the scripts read."""
     out = io.StringIO()
@@ -142,7 +125,7 @@ def predict(customer: Customer, records: bytes, source: str) -> Prediction:
         path.write_bytes(records)
         try:
             stages.encrypt(str(path), str(folder / "data.json"), spec=customer.spec, col_tnf=customer.col_tnf,
-                           keys=customer.keys, watch=StepTimes("encrypt", steps))
+                           keys=customer.keys, watch=stages.TimedWatch(steps, "encrypt: "))
         except PpmlError as e:
             if e.source == str(path):
                 e.source = source
@@ -153,7 +136,7 @@ def predict(customer: Customer, records: bytes, source: str) -> Prediction:
         steps.append(("the company's service: upload, score, answer", result.seconds))
         received = summarize(folder / "answer.json")
         stages.decrypt(str(folder / "answer.json"), str(folder / "predictions.csv"), spec=customer.spec,
-                       keys=customer.keys, watch=StepTimes("decrypt", steps))
+                       keys=customer.keys, watch=stages.TimedWatch(steps, "decrypt: "))
         data = (folder / "predictions.csv").read_bytes()
         public = customer.public_key
         return Prediction(read_predictions(data, customer.spec.columns[0]), data, sent, received,

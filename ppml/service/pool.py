@@ -21,7 +21,8 @@ import signal
 
 from ..documents import Batch
 from ..errors import PpmlError
-from ..server import noise, score_batch
+from ..paillier.scheme import server_noise
+from ..server import score_batch
 
 
 def _worker_init() -> None:
@@ -74,7 +75,7 @@ class ScoringPool:
 
     async def noise(self, public) -> int:
         """One server re-randomizer for ``public``, computed on a worker (see :class:`NoiseReserve`)."""
-        return await self._run(noise, public)
+        return await self._run(server_noise, public)
 
     async def _run(self, fn, *args):
         if self._dask is not None:

@@ -308,20 +308,26 @@ class EncryptedFeatures:
         return cls(key, _fingerprint_field(d, "model_fingerprint"), codec, slots, _names(d), [])
 
     def parse_batch(self, b, i: int) -> Batch:
-        where = f"batch {i}"
-        if not isinstance(b, dict):
-            raise DocumentError(f"{where} must be an object")
-        ids = _ids(b, self.slots)
-        cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
-        if len(cts) != len(self.features):
-            raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {len(self.features)} (one per feature)")
-        return Batch(ids, [parse_ciphertext(c, self.public_key, f"{where} ciphertext {j}") for j, c in enumerate(cts)])
+        return parse_batch(b, i, self.slots, len(self.features), "feature", self.public_key)
 
     def check_count(self, records, batches: int) -> None:
         check_count(records, batches, self.records)
 
     def batch_dict(self, b: Batch) -> dict:
         return {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
+
+
+def parse_batch(b, i: int, slots: int, count: int, per: str, key: PublicKey) -> Batch:
+    """Batch ``i`` of a stage document: an object of 1 to ``slots`` ids and ``count`` valid
+    ciphertexts for ``key`` (one per ``per``: feature or output)."""
+    where = f"batch {i}"
+    if not isinstance(b, dict):
+        raise DocumentError(f"{where} must be an object")
+    ids = _ids(b, slots)
+    cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
+    if len(cts) != count:
+        raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {count} (one per {per})")
+    return Batch(ids, [parse_ciphertext(c, key, f"{where} ciphertext {j}") for j, c in enumerate(cts)])
 
 
 def _codec_and_slots(d: dict, key: PublicKey) -> tuple[FixedPointCodec, int]:
@@ -390,14 +396,7 @@ class EncryptedPredictions:
         return cls(fp, _fingerprint_field(d, "model_fingerprint"), codec, slots, _names(d, "outputs"), [])
 
     def parse_batch(self, b, i: int, key: PublicKey) -> Batch:
-        where = f"batch {i}"
-        if not isinstance(b, dict):
-            raise DocumentError(f"{where} must be an object")
-        ids = _ids(b, self.slots)
-        cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
-        if len(cts) != len(self.outputs):
-            raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {len(self.outputs)} (one per output)")
-        return Batch(ids, [parse_ciphertext(c, key, f"{where} ciphertext {j}") for j, c in enumerate(cts)])
+        return parse_batch(b, i, self.slots, len(self.outputs), "output", key)
 
     def check_count(self, records, batches: int) -> None:
         check_count(records, batches, self.records)

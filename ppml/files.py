@@ -181,7 +181,8 @@ def dump_json(obj) -> str:
     return json.dumps(obj, separators=(",", ":"), allow_nan=False) + "\n"
 
 
-#: Largest key or model file read whole (a model with a million features fits in a few).
+#: Largest file read whole: a key, a model file, training data (a model with a million
+#: features fits in a few MiB).
 MAX_FILE_BYTES = 256 * 2 ** 20
 
 
@@ -329,8 +330,8 @@ def _folder_key(folder: Path):
     return st.st_dev, st.st_ino
 
 
-#: The temporary files :class:`AtomicFile` makes: ``.NAME.XXXXXXXX.tmp``.
 def _temp_pattern(name: str = ".+") -> re.Pattern:
+    """The names of the temporary files :class:`AtomicFile` makes: ``.NAME.XXXXXXXX.tmp``."""
     return re.compile(rf"\.{name}\.[a-z0-9_]{{8}}\.tmp")
 
 

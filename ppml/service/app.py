@@ -260,7 +260,7 @@ class Service:
                     except StopAsyncIteration:
                         complete = True
                         break
-                    peek.append(_parse_batch(doc, raw, len(peek)))
+                    peek.append(doc.parse_batch(raw, len(peek)))
                 records = sum(len(b.ids) for b in peek)
                 if complete:
                     check_count(reader.declared_records, len(peek), records)
@@ -293,7 +293,7 @@ class Service:
                     return
                 index = len(peek)
                 async for raw in batches:
-                    batch = _parse_batch(doc, raw, index)
+                    batch = doc.parse_batch(raw, index)
                     index += 1
                     need = len(batch.ids)
                     if reserved - delivered - _in_flight(pending) < need:
@@ -371,10 +371,6 @@ class Service:
 
 def _in_flight(pending) -> int:
     return sum(count for count, _ in pending)
-
-
-def _parse_batch(doc: EncryptedFeatures, raw, index: int):
-    return doc.parse_batch(raw, index)
 
 
 def _bearer(value: str | None) -> str | None:

@@ -38,7 +38,28 @@ def ensure_folder(path, mode: int = 0o777) -> None:
         raise OutputError(f"cannot create folder: {e.strerror}", str(folder)) from None
 
 
-class AtomicFile:
+class Output:
+    """An output as a context manager: :meth:`commit` when the block succeeds, :meth:`abort`
+    when it raises."""
+
+    def commit(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+        return False
+
+
+class AtomicFile(Output):
     """A file that appears at ``path`` complete or not at all: bytes go to a temporary file in
     the same folder (created with ``mode`` before any byte lands, so a private key is never
     readable by others, not even briefly); ``commit`` fsyncs it and renames it into place,
@@ -105,18 +126,8 @@ class AtomicFile:
         with contextlib.suppress(OSError):
             os.unlink(self.tmp)
 
-    def __enter__(self):
-        return self
 
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.commit()
-        else:
-            self.abort()
-        return False
-
-
-class StdoutSink:
+class StdoutSink(Output):
     """stdout as a stage's output, with :class:`AtomicFile`'s interface. A write error (``-o -``
     into a full disk) is an :class:`OutputError`, and stdout is then pointed at ``/dev/null`` so
     the interpreter's last flush cannot fail again; a reader that went away (``| head``) is a
@@ -133,14 +144,6 @@ class StdoutSink:
     def abort(self) -> None:
         """Nothing to take back: what was written has gone downstream (a JSON Lines reader
         refuses a stream without its end line)."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.commit()
-        return False
 
     @staticmethod
     def _guard(operation, *args) -> None:

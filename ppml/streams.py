@@ -78,9 +78,9 @@ def end_text(records: int, batches: int, jsonl: bool) -> bytes:
     return f'],"records":{records}}}\n'.encode()
 
 
-class DocumentWriter:
-    """Write ``header`` then batches; the output appears atomically on :meth:`close` (files) or
-    is flushed batch by batch (stdout). Use as a context manager: an exception discards the
+class DocumentWriter(files.Output):
+    """Write ``header`` then batches, and the end on :meth:`commit`; a file appears atomically
+    then, stdout is flushed batch by batch. Use as a context manager: an exception discards the
     partial file and leaves any existing output untouched. The service streams the same bytes
     with :func:`header_text`, :func:`batch_text` and :func:`end_text`."""
 
@@ -98,22 +98,12 @@ class DocumentWriter:
         if self.jsonl:
             self._out.flush()
 
-    def close(self) -> None:
+    def commit(self) -> None:
         self._out.write(end_text(self.records, self.batches, self.jsonl))
         self._out.commit()
 
     def abort(self) -> None:
         self._out.abort()
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-        return False
 
 
 class DocumentReader:

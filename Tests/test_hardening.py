@@ -279,10 +279,14 @@ def composite_factor_key_pair(w):
     """n = a·b·c passes every public-key check; p = a·b, q = c has p·q = n but would decrypt to
     garbage without any error."""
     from ppml.paillier.keys import PublicKey, _blum_prime
+    from ppml.paillier.proof import FOURTH_ROOT_ROUNDS, NTH_ROOT_ROUNDS, ModulusProof
 
     (a, *_), (b, *_), (c, *_) = _blum_prime(340), _blum_prime(340), _blum_prime(344)
     n = a * b * c
-    public = PublicKey(n, gmpy2.powmod(4, n, n * n))
+    # A proof of the right shape (the customer's own files are not checked against it: only
+    # the company verifies proofs; this key is refused by the private key's checks).
+    shaped = ModulusProof(2, (1,) * NTH_ROOT_ROUNDS, (1,) * FOURTH_ROOT_ROUNDS)
+    public = PublicKey(n, gmpy2.powmod(4, n, n * n), shaped)
     Path(PUBLIC).write_text(files.dump_json(public.to_dict()))
     edit(PRIVATE, lambda d: d.update(fingerprint=public.fingerprint, h_s=format(public.h_s, "x"),
                                      p=format(a * b, "x"), q=format(c, "x")))
@@ -466,7 +470,7 @@ CASES = [
     case("public-key-tampered-n", lambda w: edit(PUBLIC, another_n), "encrypt",
          ["records.csv", WEAK], 1, f"Error: {PUBLIC}: fingerprint does not match n and h_s (the key file was altered)"),
     case("public-key-even-n", lambda w: edit(PUBLIC, lambda d: d.update(n=format(int(d["n"], 16) + 1, "x"))),
-         "encrypt", ["records.csv", WEAK], 1, f"Error: {PUBLIC}: n is not an RSA modulus (it is even or prime)"),
+         "encrypt", ["records.csv", WEAK], 1, f"Error: {PUBLIC}: n is even: not an RSA modulus"),
     case("public-key-empty", write(PUBLIC, b""), "encrypt", ["records.csv", WEAK], 1,
          f"Error: {PUBLIC}: is empty, expected a JSON document"),
     case("key-size-odd", nothing, "encrypt", ["records.csv", "--keys", "NewKeys", "--key-size", "1025", WEAK], 1,
@@ -509,7 +513,7 @@ CASES = [
          "score", [WEAK], 3, IN_DATA + "key_fingerprint does not match the public key in the document"),
     case("document-weak-key-without-flag", nothing, "score", [], 3, IN_DATA + "public_key: " + WEAK_KEY),
     case("document-key-even-n", doc_edit(n_plus_one_in_document), "score", [WEAK], 3,
-         IN_DATA + "public_key: n is not an RSA modulus (it is even or prime)"),
+         IN_DATA + "public_key: n is even: not an RSA modulus"),
     case("document-for-another-model", doc_edit(lambda d: d.update(model_fingerprint="sha256:" + "ab" * 32)),
          "score", [WEAK], 4, IN_DATA + "encrypted for model sha256:abababababab…, but this server runs model "
                                        "{model_fp}…"),

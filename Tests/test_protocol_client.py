@@ -3,8 +3,9 @@ standard library, and no ppml import (ppml runs only as commands: ``python -m pp
 for the feature vectors, ``ServerModelRun.py`` and ``python -m ppml serve`` as the company, and
 one subprocess for the plaintext reference).
 
-It encrypts with a plain python-paillier key (``g = n + 1``, ``r^n``), sends
-``h_s = r0^n mod n²`` as the protocol says, and decodes the answers slot by slot. Through both
+It encrypts with a plain python-paillier key (``g = n + 1``, ``r^n``; drawn again until both
+primes are ≡ 3 mod 4, as section 2 requires), proves its modulus from ``p`` and ``q`` as
+section 2 says, sends ``h_s = r0^n mod n²``, and decodes the answers slot by slot. Through both
 the script and the service, its predictions equal the plaintext pipeline's within 1e-9
 (relative).
 """
@@ -55,18 +56,57 @@ def model_fingerprint(model: dict) -> str:
     return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
+def proof_challenge(label: str, n: int, h_s: int, i: int, w: int | None = None) -> int:
+    """Section 2: SHA-256 in counter mode over the text "ppml-modulus-proof-v1:<label>:…:<i>:<j>"."""
+    parts = ["ppml-modulus-proof-v1", label, f"{n:x}", f"{h_s:x}", *([f"{w:x}"] if w is not None else []), str(i)]
+    seed = ":".join(parts)
+    size = (n.bit_length() + 128 + 7) // 8
+    stream = b"".join(hashlib.sha256(f"{seed}:{j}".encode("ascii")).digest() for j in range(-(-size // 32)))
+    return int.from_bytes(stream[:size], "big") % n
+
+
+def modulus_proof(p: int, q: int, h_s: int) -> dict:
+    """Section 2: 8 n-th roots and 128 fourth roots, from the factors alone."""
+    n = p * q
+
+    def crt(a: int, b: int) -> int:
+        return (b + (a - b) * pow(q, -1, p) % p * q) % n
+
+    def is_square(v: int, r: int) -> bool:
+        return pow(v, (r - 1) // 2, r) == 1
+
+    nth = []
+    for i in range(8):
+        rho = proof_challenge("nth-root", n, h_s, i)
+        nth.append(crt(pow(rho, pow(n, -1, p - 1), p), pow(rho, pow(n, -1, q - 1), q)))
+    while True:  # a square modulo p and not modulo q: Jacobi symbol −1
+        w = secrets.randbelow(n - 2) + 2
+        if is_square(w, p) and pow(w, (q - 1) // 2, q) == q - 1:
+            break
+    fourth = []
+    for i in range(128):
+        y = proof_challenge("fourth-root", n, h_s, i, w)
+        c = next(c for c in (y, n - y, w * y % n, n - w * y % n) if is_square(c, p) and is_square(c, q))
+        fourth.append(crt(pow(c, ((p + 1) // 4) ** 2, p), pow(c, ((q + 1) // 4) ** 2, q)))
+    return {"w": f"{w:x}", "nth_roots": [f"{z:x}" for z in nth], "fourth_roots": [f"{x:x}" for x in fourth]}
+
+
 class Customer:
     def __init__(self, model: dict, bits: int = 1024):
         self.model = model
-        self.public, self.private = paillier.generate_paillier_keypair(n_length=bits)
+        while True:  # section 2: a Paillier–Blum modulus, p ≡ q ≡ 3 (mod 4)
+            self.public, self.private = paillier.generate_paillier_keypair(n_length=bits)
+            if self.private.p % 4 == 3 and self.private.q % 4 == 3:
+                break
         n = self.public.n
         while True:  # h_s = r0^n mod n² for a random unit r0: never used, only well-formed
             r0 = secrets.randbelow(n - 2) + 2
             if math.gcd(r0, n) == 1:
                 break
         self.h_s = int(gmpy2.powmod(r0, n, n * n))
-        self.key = {"format": "ppml.paillier-public-key", "version": 2, "bits": n.bit_length(),
-                    "fingerprint": key_fingerprint(n, self.h_s), "n": format(n, "x"), "h_s": format(self.h_s, "x")}
+        self.key = {"format": "ppml.paillier-public-key", "version": 3, "bits": n.bit_length(),
+                    "fingerprint": key_fingerprint(n, self.h_s), "n": format(n, "x"), "h_s": format(self.h_s, "x"),
+                    "proof": modulus_proof(self.private.p, self.private.q, self.h_s)}
         codec = model["codec"]
         self.fx, self.fw, self.k = codec["feature_bits"], codec["weight_bits"], codec["slot_bits"]
         self.slots = (n.bit_length() - 1) // self.k

@@ -70,6 +70,13 @@ class KeyFileError(PpmlError):
     """A key file that is missing, malformed, weak or unsafely stored."""
 
 
+class KeyProofError(PpmlError):
+    """A public key whose modulus proof is missing or does not verify: the company computes
+    nothing with it (see :mod:`ppml.paillier.proof`)."""
+
+    exit_code = 3
+
+
 class KeyMismatchError(PpmlError):
     """A document made for another key or another model than the one in use."""
 

@@ -22,6 +22,7 @@ from typing import Callable, Iterable, Sequence
 from . import customer, files, server
 from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count
 from .errors import OutputError, PpmlError
+from .paillier.proof import require_proven
 from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
 
 #: Seconds a stage waits for another run's lock on its output folder by default.
@@ -238,6 +239,7 @@ def score(encrypted, output, *, params: ModelParameters, workers: int = 1, sched
         try:
             doc = EncryptedFeatures.parse_header(reader.header, allow_weak=allow_weak)
             server.check_compatible(doc, params)
+            require_proven(doc.public_key)  # nothing is computed with an unproven modulus
         except PpmlError as e:
             raise e.with_source(source)
         guard_output(output, [encrypted], protected)

@@ -215,6 +215,24 @@ def keygen(keys_dir, key_size, force, allow_weak_key, quiet):
     say(quiet, f"Created a {public.bits}-bit key pair {public.fingerprint[:23]}… in {keys_dir}/")
 
 
+@main.command("prove-key")
+@keys_option
+@weak_key_option
+@quiet_option
+@reports_errors
+def prove_key(keys_dir, allow_weak_key, quiet):
+    """Add the modulus proof to an existing key pair (version 2 → 3), keeping the key.
+
+    The company scores nothing with a key whose public half lacks a valid proof that its
+    modulus is a product of two primes with gcd(n, φ(n)) = 1 (docs/protocol.md §2). Key pairs
+    made by `keygen` or the scripts carry one already; this upgrades older folders in place.
+    """
+    from ..keystore import KeyStore
+
+    public = KeyStore(keys_dir).prove(allow_weak=allow_weak_key)
+    say(quiet, f"Added the modulus proof to key {public.fingerprint[:23]}… in {keys_dir}/")
+
+
 main.add_command(encrypt_command)
 main.add_command(score_command)
 main.add_command(decrypt_command)

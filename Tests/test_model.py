@@ -55,7 +55,8 @@ def assert_same_model(folder, reference, raw):
                                 for f in (folder, reference))
     np.testing.assert_allclose(intercept["intercepts"], ref_intercept["intercepts"], rtol=1e-12)
     for name in (artifacts.COL_TNF, artifacts.PIPELINE):
-        fresh, committed = (artifacts.load_pickle(f / name) for f in (folder, reference))
+        load = artifacts.load_customer_transform if name == artifacts.COL_TNF else artifacts.load_pickle
+        fresh, committed = (load(f / name) for f in (folder, reference))
         apply = (lambda m: m.predict(raw)) if name == artifacts.PIPELINE else (lambda m: m.transform(raw))
         np.testing.assert_allclose(apply(fresh), apply(committed), rtol=1e-12, atol=1e-12)
 
@@ -119,17 +120,19 @@ def test_customer_transformer_loads_without_scikit_learn():
     import subprocess
     import sys
 
-    code = ("import sys; from ppml.artifacts import load_pickle; load_pickle('col_tnf.pkl'); "
+    code = ("import sys; from ppml.artifacts import load_customer_transform; load_customer_transform('col_tnf.pkl'); "
             "print(sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
-def test_customer_allowlist_admits_no_scikit_learn_class(tmp_path):
+def test_customer_loader_admits_no_global_at_all(tmp_path):
     path = tmp_path / artifacts.COL_TNF
     path.write_bytes((ROOT / artifacts.PIPELINE).read_bytes())
-    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.pipeline\.Pipeline"):
-        artifacts.load_pickle(path)
+    with pytest.raises(ArtifactError) as e:
+        artifacts.load_customer_transform(path)
+    assert str(e.value) == (f"{path}: refusing to load sklearn.pipeline.Pipeline: col_tnf.pkl holds plain data only "
+                            "(lists, text, numbers), never a class or function (the file may be tampered with)")
 
 
 def test_every_bundled_record_is_inside_the_declared_bounds(params, col_tnf, bundled_raw):
@@ -152,6 +155,10 @@ def test_pickle_that_runs_a_command_is_refused_and_never_executed(tmp_path):
     evil = tmp_path / "col_tnf.pkl"
     evil.write_bytes(pickle.dumps(_Evil(marker)))
     with pytest.raises(ArtifactError) as e:
+        artifacts.load_customer_transform(evil)
+    assert str(e.value) == (f"{evil}: refusing to load posix.system: col_tnf.pkl holds plain data only (lists, text, "
+                            "numbers), never a class or function (the file may be tampered with)")
+    with pytest.raises(ArtifactError) as e:  # the company's own pipeline loader refuses it too
         artifacts.load_pickle(evil)
     assert str(e.value) == (f"{evil}: refusing to load posix.system: not a model class this toolkit uses "
                             "(the file may be tampered with)")

@@ -31,7 +31,6 @@ from pathlib import Path
 from . import files
 from .documents import ModelParameters, ModelSpec
 from .errors import ArtifactError, PpmlError
-from .validation import shown
 
 COL_TNF = "col_tnf.pkl"
 PIPELINE = "PreProcessingDataAndModel.pkl"
@@ -198,7 +197,7 @@ class _DataUnpickler(pickle.Unpickler):
     reconstructor can be named, called or built."""
 
     def find_class(self, module: str, name: str):
-        raise ArtifactError(f"refusing to load {shown(module)}.{shown(name)}: col_tnf.pkl holds plain data "
+        raise ArtifactError(f"refusing to load {module[:80]}.{name[:80]}: col_tnf.pkl holds plain data "
                             "only (lists, text, numbers), never a class or function (the file may be tampered with)")
 
 

@@ -347,3 +347,19 @@ def test_malformed_transform_fields_are_refused_with_one_line(tmp_path, change, 
     with pytest.raises(ArtifactError) as e:
         artifacts.load_customer_transform(path)
     assert str(e.value) == f"{path}: {message}"
+
+
+def test_the_published_schema_describes_col_tnf_and_its_parser_vocabulary(retrained):
+    import json
+
+    from jsonschema import Draft202012Validator
+
+    from ppml.features import PARSERS
+
+    schema = json.loads((ROOT / "docs" / "schema" / "customer-transform.schema.json").read_text())
+    Draft202012Validator.check_schema(schema)
+    for folder in (ROOT, retrained[1]):
+        Draft202012Validator(schema).validate(pickle.loads((folder / artifacts.COL_TNF).read_bytes()))
+    assert schema["properties"]["features"]["items"]["properties"]["parser"]["enum"] == list(PARSERS)
+    with pytest.raises(Exception, match="is not one of"):
+        Draft202012Validator(schema).validate(_edit(_set(["features", 0, "parser"], "builtins.eval")))

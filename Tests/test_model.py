@@ -363,3 +363,14 @@ def test_the_published_schema_describes_col_tnf_and_its_parser_vocabulary(retrai
     assert schema["properties"]["features"]["items"]["properties"]["parser"]["enum"] == list(PARSERS)
     with pytest.raises(Exception, match="is not one of"):
         Draft202012Validator(schema).validate(_edit(_set(["features", 0, "parser"], "builtins.eval")))
+
+
+def test_a_col_tnf_pickled_by_an_older_ppml_says_how_to_replace_it(tmp_path):
+    # The old form pickled ppml's classes: its first global is the transform's class.
+    path = tmp_path / artifacts.COL_TNF
+    path.write_bytes(b"\x80\x04cppml.encoder\nCustomerTransform\n)\x81.")
+    with pytest.raises(ArtifactError) as e:
+        artifacts.load_customer_transform(path)
+    assert str(e.value) == (f"{path}: refusing to load ppml.encoder.CustomerTransform: col_tnf.pkl holds plain data "
+                            "only (lists, text, numbers), never a class or function (an older ppml wrote it: write "
+                            "it again with `python -m ppml train` or `export`, or `fetch-model`)")

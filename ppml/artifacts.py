@@ -83,7 +83,8 @@ ALLOWLIST_VERSION = 1
 
 def admissible(module: str, name: str) -> str | None:
     """Why ``module.name`` may not appear in a model pickle, or None if it may: a name of the
-    fixed list, a safe builtin type, a univariate score function, a numpy ufunc or scalar type, or a scikit-learn estimator
+    fixed list, a safe builtin type, a univariate score function, a numpy ufunc or scalar type,
+    or a scikit-learn estimator
     class (whose constructor only stores its parameters). Only numpy, SciPy and scikit-learn
     modules are imported to check; functions such as ``numpy.load`` are refused."""
     if (module, name) in PIPELINE_GLOBALS | SAFE_BUILTINS | SCORE_FUNCTIONS:
@@ -197,8 +198,10 @@ class _DataUnpickler(pickle.Unpickler):
     reconstructor can be named, called or built."""
 
     def find_class(self, module: str, name: str):
+        why = ("the file may be tampered with" if not module.startswith("ppml.") else
+               "an older ppml wrote it: write it again with `python -m ppml train` or `export`, or `fetch-model`")
         raise ArtifactError(f"refusing to load {module[:80]}.{name[:80]}: col_tnf.pkl holds plain data "
-                            "only (lists, text, numbers), never a class or function (the file may be tampered with)")
+                            f"only (lists, text, numbers), never a class or function ({why})")
 
 
 def read_customer_transform(data: bytes):

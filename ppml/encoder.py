@@ -159,7 +159,8 @@ class ScaleBlock:
             if d[name] is None:
                 steps[name] = None
                 continue
-            values = [_number(v, f"{where}.{name}[{i}]") for i, v in enumerate(_list(d[name], f"{where}.{name}", MAX_COLUMNS))]
+            values = [_number(v, f"{where}.{name}[{i}]")
+                      for i, v in enumerate(_list(d[name], f"{where}.{name}", MAX_COLUMNS))]
             if len(values) != len(columns):
                 raise ArtifactError(f"{where}.{name} must have one number per column ({len(columns)})")
             if name == "scale" and 0.0 in values:
@@ -399,7 +400,8 @@ class CustomerTransform:
             name, parser = _text(f["name"], f"{where}.name"), f["parser"]
             if not isinstance(parser, str) or parser not in PARSERS:
                 raise ArtifactError(f"{where}.parser must be one of {', '.join(PARSERS)}")
-            sources = [_text(c, f"{where}.columns[{j}]") for j, c in enumerate(_list(f["columns"], f"{where}.columns", 2))]
+            sources = [_text(c, f"{where}.columns[{j}]")
+                       for j, c in enumerate(_list(f["columns"], f"{where}.columns", 2))]
             if len(sources) != len(PARSERS[parser][0]):
                 raise ArtifactError(f"{where}.columns must name {len(PARSERS[parser][0])} column(s) for {parser!r}")
             features.append((name, parser, tuple(sources)))
@@ -442,7 +444,8 @@ def _list(value, where: str, limit: int) -> list:
 
 def _text(value, where: str, allow_empty: bool = False) -> str:
     if type(value) is not str or len(value) > MAX_TEXT or not (value or allow_empty):
-        raise ArtifactError(f"{where} must be {'' if allow_empty else 'non-empty '}text of at most {MAX_TEXT} characters")
+        raise ArtifactError(f"{where} must be {'' if allow_empty else 'non-empty '}text of at most {MAX_TEXT} "
+                            "characters")
     return value
 
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 import pickle
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -84,7 +84,6 @@ class ExportedModel:
     upper: list
     inputs: dict
     tolerance: float
-    notes: list = field(default_factory=list)
     single: bool = True  # a regressor fitted on a 1-D target (its predict gives a vector)
 
     def decision(self, raw) -> np.ndarray:
@@ -161,7 +160,6 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
         raise e.with_source("X_train") from None
     inputs = input_bounds(engineered, numeric, dict(bounds or {}))
 
-    notes = []
     columns, head = _customer_columns(steps, raw_columns, X_train, engineered)
     transformer = CustomerTransform(features.step, columns)
     lower, upper = columns.bounds(inputs)
@@ -182,7 +180,7 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
     outputs = _output_names(target, classes, len(b))
     exported = ExportedModel(transformer, estimator, W.tolist(), b.tolist(), outputs, link, classes,
                              list(columns.names), lower, upper, {k: (float(lo), float(hi)) for k, (lo, hi) in inputs.items()},
-                             _decision_tolerance(link, tolerance), notes, single)
+                             _decision_tolerance(link, tolerance), single)
     _check_agreement(exported, X_train)
     _check_loadable(exported)
     return exported
@@ -420,7 +418,8 @@ def _fold(tail, W: np.ndarray, b: np.ndarray, names: list) -> tuple[np.ndarray, 
         scale = block.scale if block.scale is not None else ones
         factor = block.factor if block.factor is not None else ones
         a = factor / scale
-        c = (block.offset if block.offset is not None else zeros) - (block.mean if block.mean is not None else zeros) * a
+        mean = block.mean if block.mean is not None else zeros
+        c = (block.offset if block.offset is not None else zeros) - mean * a
         b = b + W @ c
         W = W * a
     return W, b

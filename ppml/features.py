@@ -466,7 +466,8 @@ class FeatureStep:
                                      f"{column_parser!r}")
         unused = [c for c in self.inputs if c not in used]
         if unused or set(used) - set(self.inputs):
-            raise ValueError(f"inputs and the features' source columns differ ({', '.join(map(repr, unused)) or 'a source is not an input'})")
+            differ = ", ".join(map(repr, unused)) or "a source is not an input"
+            raise ValueError(f"inputs and the features' source columns differ ({differ})")
         return used
 
     def __call__(self, raw: pd.DataFrame) -> pd.DataFrame:

@@ -3,9 +3,9 @@
 The laptop model has hand-written parsers (:mod:`ppml.features`); a generic CSV has none. Its
 columns are either *numeric* (parsed to float64 and standardised) or *categorical* (stripped
 text, one-hot encoded), and :class:`TabularFeatures` is the whole feature step: the first step
-of the scikit-learn pipeline (inside a ``FunctionTransformer``) and the ``features`` of the
-customer's compiled transformer (``col_tnf.pkl``). It imports neither scikit-learn nor SciPy,
-so the customer's restricted unpickler can admit it.
+of the scikit-learn pipeline (inside a ``FunctionTransformer``), and as data
+(:attr:`TabularFeatures.step`: a ``category`` or ``number`` parser per column) the ``features``
+of the customer's transformer (``col_tnf.pkl``).
 
 Rules (also in ``python -m ppml train --help``):
 

@@ -76,8 +76,9 @@ class OneHotBlock:
         return [0.0] * self.width, [1.0] * self.width
 
     def to_dict(self) -> dict:
-        return {"kind": "one_hot", "column": self.column, "categories": list(self.index),
-                "index": list(self.index.values()), "unknown": self.unknown, "width": self.width}
+        return {"kind": "one_hot", "column": str(self.column), "categories": list(self.index),
+                "index": [int(i) for i in self.index.values()], "unknown": int(self.unknown),
+                "width": int(self.width)}
 
     @classmethod
     def from_dict(cls, d: dict, where: str) -> "OneHotBlock":
@@ -141,7 +142,7 @@ class ScaleBlock:
         return [float(v) for v in ends.min(axis=0)], [float(v) for v in ends.max(axis=0)]
 
     def to_dict(self) -> dict:
-        d = {"kind": "scale", "columns": list(self.columns)}
+        d = {"kind": "scale", "columns": [str(c) for c in self.columns]}
         for name in _SCALE_STEPS:
             values = getattr(self, name)
             d[name] = None if values is None else [float(v) for v in values]
@@ -376,7 +377,7 @@ class CustomerTransform:
     def to_dict(self) -> dict:
         """The plain data ``col_tnf.pkl`` holds (see docs/protocol.md, section 3)."""
         return {"format": TRANSFORM_FORMAT, "version": TRANSFORM_VERSION, **self.features.to_dict(),
-                "blocks": [b.to_dict() for b in self.columns.blocks], "names": list(self.columns.names)}
+                "blocks": [b.to_dict() for b in self.columns.blocks], "names": [str(n) for n in self.columns.names]}
 
     @classmethod
     def from_dict(cls, d) -> "CustomerTransform":

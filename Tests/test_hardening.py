@@ -263,11 +263,11 @@ def evil_pickle(w):
 
 
 def col_tnf_of_another_model(w):
-    from ppml.artifacts import dump_pickle, load_pickle
+    from ppml.artifacts import dump_customer_transform, load_customer_transform
 
-    tnf = load_pickle("col_tnf.pkl")
+    tnf = load_customer_transform("col_tnf.pkl")
     tnf.columns.names[0] = "Company_Unknown"
-    Path("col_tnf.pkl").write_bytes(dump_pickle(tnf))
+    Path("col_tnf.pkl").write_bytes(dump_customer_transform(tnf))
 
 
 def private_key_of_other_factors(w):
@@ -448,8 +448,8 @@ CASES = [
          IN_RECORDS + "is not a readable CSV: Error tokenizing data. C error: Expected 11 fields in line 3, saw 12"),
     # -- CustomerEncrypts.py: model files, keys, output ---------------------------------------
     case("pickle-runs-a-command", evil_pickle, "encrypt", ["records.csv", WEAK], 1,
-         "Error: col_tnf.pkl: refusing to load posix.system: not a model class this toolkit uses "
-         "(the file may be tampered with)"),
+         "Error: col_tnf.pkl: refusing to load posix.system: col_tnf.pkl holds plain data only (lists, text, "
+         "numbers), never a class or function (the file may be tampered with)"),
     case("pickle-truncated", lambda w: Path("col_tnf.pkl").write_bytes(Path("col_tnf.pkl").read_bytes()[:700]),
          "encrypt", ["records.csv", WEAK], 1,
          "Error: col_tnf.pkl: not a readable model file (UnpicklingError: pickle data was truncated)"),

@@ -72,7 +72,7 @@ class Model:
 
         self.dir = Path(model_dir)
         self.spec = artifacts.load_spec(self.dir)
-        self.col_tnf = artifacts.load_pickle(self.dir / artifacts.COL_TNF)
+        self.col_tnf = artifacts.load_customer_transform(self.dir / artifacts.COL_TNF)
         self.params = artifacts.load_parameters(self.dir / artifacts.PARAMS_DIR)
         self._pipeline = None
 

@@ -406,8 +406,8 @@ def fetch_model(url: str, out_dir, *, force: bool = False, timeout: float = DEFA
     --model out_dir`` works: ``Encrypted_ModelParameters/Model.json`` and ``col_tnf.pkl``.
 
     Checked before anything is written: each file's SHA-256 against the description, the
-    model fingerprint against ``Model.json``'s content, and ``col_tnf.pkl`` loaded through the
-    restricted unpickler and matched to the model's features. A file that exists with other
+    model fingerprint against ``Model.json``'s content, and ``col_tnf.pkl`` read as plain data
+    (:func:`ppml.artifacts.read_customer_transform`) and matched to the model's features. A file that exists with other
     content is replaced only with ``force``. Returns the paths written."""
     from .documents import ModelSpec
 
@@ -435,7 +435,7 @@ def fetch_model(url: str, out_dir, *, force: bool = False, timeout: float = DEFA
         if spec.fingerprint != desc.get("model_fingerprint"):
             raise ServiceError("Model.json's fingerprint differs from the one the service announces", base)
         if "col_tnf.pkl" in contents:
-            _check_transformer(contents["col_tnf.pkl"], spec, out, f"{base}/v1/model/col_tnf.pkl")
+            _check_transformer(contents["col_tnf.pkl"], spec, f"{base}/v1/model/col_tnf.pkl")
         written = []
         for name, data in contents.items():
             path = out / MODEL_FILES[name]
@@ -452,23 +452,12 @@ def fetch_model(url: str, out_dir, *, force: bool = False, timeout: float = DEFA
             http.close()
 
 
-def _check_transformer(data: bytes, spec, out: Path, source: str) -> None:
-    """Load the downloaded transformer the way the customer will, before keeping it."""
+def _check_transformer(data: bytes, spec, source: str) -> None:
+    """Read the downloaded transformer the way the customer will, before keeping it."""
     from . import artifacts
     from .customer import check_transform
 
-    files.ensure_folder(out / "x")
-    fd, tmp = tempfile.mkstemp(prefix=".col_tnf.", suffix=".pkl.tmp", dir=out)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            transformer = artifacts.load_pickle(tmp, artifacts.CUSTOMER_GLOBALS)
-            check_transform(transformer, spec)
-        except PpmlError as e:
-            raise ServiceError(f"col_tnf.pkl: {e.message}", source) from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        check_transform(artifacts.read_customer_transform(data), spec)
+    except PpmlError as e:
+        raise ServiceError(f"col_tnf.pkl: {e.message}", source) from None

@@ -29,9 +29,9 @@ CHUNK_BATCHES = 64
 
 def is_laptop_transform(col_tnf) -> bool:
     """Whether the sample laptop fits this model (its features step is the laptop parser)."""
-    from .features import engineer_features
+    from .features import LAPTOP_FEATURES
 
-    return col_tnf.features is engineer_features
+    return col_tnf.features == LAPTOP_FEATURES
 
 
 def sample_records():

@@ -157,7 +157,7 @@ def customer_model(model_dir) -> tuple[ModelSpec, object]:
 
     spec = artifacts.load_spec(model_dir)
     col_tnf_path = Path(model_dir) / artifacts.COL_TNF
-    col_tnf = artifacts.load_pickle(col_tnf_path)
+    col_tnf = artifacts.load_customer_transform(col_tnf_path)
     try:
         customer.check_transform(col_tnf, spec)
     except PpmlError as e:

@@ -150,13 +150,18 @@ def export(model_pkl, data, targets, bounds, out_dir, quiet):
     """Export a company's own fitted scikit-learn model for encrypted scoring.
 
     MODEL.pkl is a pickled fitted estimator: a linear regressor or classifier, bare or at the
-    end of a Pipeline (with a ColumnTransformer or any fitted preprocessing), possibly inside a
-    TransformedTargetRegressor. It is loaded with plain pickle, which RUNS CODE the file
-    contains: only export your own files. Then the three scripts run it with --model DIR, and
-    their decrypted predictions equal the estimator's predict / predict_proba.
+    end of a Pipeline (with a ColumnTransformer of one-hot encoders and scalers, then scalers
+    and feature selectors), possibly inside a TransformedTargetRegressor. It is loaded with
+    plain pickle, which RUNS CODE the file contains: only export your own files. Then the
+    three scripts run it with --model DIR, and their decrypted predictions equal the
+    estimator's predict / predict_proba.
 
-    Anything that is not one linear step (trees, ensembles, kernels, neural networks) is
-    refused with one line, and nothing is written.
+    The customer's col_tnf.pkl is plain data (column kinds, categories, scaling constants):
+    scalers and feature selectors after the column transformer are folded into the weights
+    (a dropped column weighs 0), and a step the data cannot describe (KNNImputer,
+    PolynomialFeatures, a FunctionTransformer with a function, ...) is refused with one line
+    naming it. So is anything that is not one linear step (trees, ensembles, kernels, neural
+    networks). Nothing is written then.
     """
     from ..errors import InputError, PpmlError
     from ..export import export as export_artifacts
@@ -171,8 +176,6 @@ def export(model_pkl, data, targets, bounds, out_dir, quiet):
         raise e.with_source(data)
     except PpmlError as e:  # the estimator
         raise e.with_source(model_pkl)
-    for note in exported.notes:
-        say(quiet, f"Note: {model_pkl}: {note}")
     if exported.classes is None:
         kind = f"regression, output(s) {', '.join(exported.outputs)}"
     else:

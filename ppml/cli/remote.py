@@ -92,8 +92,8 @@ def fetch_model_command(url, out_dir, force, timeout, cacert, quiet):
     """Set up a customer from the service at URL: download its public model files.
 
     Writes DIR/col_tnf.pkl and DIR/Encrypted_ModelParameters/Model.json after checking each
-    file's SHA-256, the model fingerprint, and that the transformer loads through the
-    restricted unpickler and matches the model. Then:
+    file's SHA-256, the model fingerprint, and that the transformer is plain data (a pickle
+    naming no class or function, every field checked) matching the model. Then:
     CustomerEncrypts.py records.csv --model DIR.
     """
     from .. import client

@@ -45,7 +45,7 @@ class Customer:
         checked to belong together, and the key pair (created now if the store has none)."""
         spec = artifacts.load_spec(model_dir)
         path = Path(model_dir) / artifacts.COL_TNF
-        col_tnf = artifacts.load_pickle(path)
+        col_tnf = artifacts.load_customer_transform(path)
         try:
             check_transform(col_tnf, spec)
         except PpmlError as e:

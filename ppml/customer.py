@@ -252,12 +252,11 @@ class SentRequest:
     def check_header(self, answer: EncryptedPredictions) -> None:
         """The answer is for the request's key and model, packed as the request was."""
         sent = self.doc
-        if answer.key_fingerprint != sent.public_key.fingerprint:
-            raise AnswerMismatchError(f"the answer is for key {answer.key_fingerprint[:19]}…, the request "
-                                      f"{self.name} was sent for key {sent.public_key.fingerprint[:19]}…")
-        if answer.model_fingerprint != sent.model_fingerprint:
-            raise AnswerMismatchError(f"the answer is from model {answer.model_fingerprint[:19]}…, the request "
-                                      f"{self.name} was sent for model {sent.model_fingerprint[:19]}…")
+        for what, got, want in (("key", answer.key_fingerprint, sent.public_key.fingerprint),
+                                ("model", answer.model_fingerprint, sent.model_fingerprint)):
+            if got != want:
+                raise AnswerMismatchError(f"the answer is for {what} {got[:19]}…, the request {self.name} was "
+                                          f"sent for {what} {want[:19]}…")
         if answer.slots != sent.slots:
             raise AnswerMismatchError(f"the answer packs {answer.slots} records per batch, the request "
                                       f"{self.name} packed {sent.slots}")

@@ -253,6 +253,18 @@ def test_without_a_request_a_pipe_still_refuses_a_slot_out_of_range(work, keypai
                                                                        f"'Price': {RANGE}\n", b"")
 
 
+def test_the_default_request_applies_to_the_default_answer_however_it_is_spelt(work, keypair512):
+    d = load()
+    changed_id(d, keypair512)
+    save(d)
+    r = CliRunner().invoke(decrypt_command, ["./Encrypted_Predicted_value//answer.json", WEAK])
+    assert (r.exit_code, r.output) == (4, "Error: ./Encrypted_Predicted_value//answer.json: batch 0, record 1: id 99 "
+                                          "where the request sent 1\n")
+    r = CliRunner().invoke(decrypt_command, ["-", "--request", "-", WEAK])
+    assert r.exit_code == 2 and r.output.splitlines()[-1] == (
+        "Error: Invalid value for --request: the answer already comes from stdin; name the request's file")
+
+
 def test_a_request_that_cannot_be_read_is_named(work):
     r = CliRunner().invoke(decrypt_command, ["--request", "nowhere.json", WEAK])
     assert (r.exit_code, r.output) == (3, "Error: nowhere.json: file not found\n")
@@ -344,6 +356,17 @@ def test_request_command_refuses_a_forged_answer_and_passes_an_honest_one(work, 
     r = CliRunner().invoke(main, ["request", "http://x", DATA, "-o", "got.json", "-q"])
     assert r.exit_code == 0, r.output
     assert [b["ids"] for b in load("got.json")["batches"]] == [IDS[:5], IDS[5:10], IDS[10:]]
+
+
+def test_request_in_a_pipeline_prints_nothing_of_a_forged_answer(work, service, monkeypatch):
+    """``… -o - | python -m ppml request URL - -o - | …``: the document read from stdin is
+    spooled, the answer held back until checked."""
+    _, token = service
+    monkeypatch.setenv(client.TOKEN_ENV, token)
+    monkeypatch.setattr(client, "_http", lambda timeout, verify: proxy(service, removed_id))
+    r = CliRunner().invoke(main, ["request", "http://x", "-", "-o", "-", "-q"], input=Path(DATA).read_bytes())
+    assert (r.exit_code, r.output) == (4, "Error: http://x/v1/score: batch 2 holds 1 record where the request "
+                                          "sent 2\n")
 
 
 def test_the_portal_refuses_a_forged_answer_and_its_download_has_no_live_formula(work, service, keypair512, raw,

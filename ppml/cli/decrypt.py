@@ -86,14 +86,16 @@ def request_finder(answer, request):
     requests, an answer without its request is refused (its name is the company's choice)."""
     from ..errors import AnswerMismatchError
 
+    if str(answer) == "-" and str(request) == "-":
+        raise click.BadParameter("the answer already comes from stdin; name the request's file", param_hint="--request")
     folder_mode = str(answer) != "-" and os.path.isdir(answer)
     if not folder_mode:
-        if request is None and answer == DEFAULT_INPUT and os.path.isfile(DEFAULT_REQUEST):
+        if request is None and os.path.isfile(DEFAULT_REQUEST) and _same(answer, DEFAULT_INPUT):
             request = DEFAULT_REQUEST
         return lambda source: request
     if request is None:
         default_answers, default_requests = Path(DEFAULT_INPUT).parent, Path(DEFAULT_REQUEST).parent
-        if default_requests.is_dir() and default_answers.is_dir() and os.path.samefile(answer, default_answers):
+        if default_requests.is_dir() and _same(answer, default_answers):
             request = str(default_requests)
         else:
             return lambda source: None
@@ -107,3 +109,8 @@ def request_finder(answer, request):
         return str(path)
 
     return find
+
+
+def _same(path, default) -> bool:
+    """Whether ``path`` names the default file or folder (however it is spelt)."""
+    return str(path) != "-" and os.path.exists(path) and os.path.exists(default) and os.path.samefile(path, default)

@@ -257,52 +257,50 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, request=None
     """An encrypted-predictions document → predictions, decoded with the customer's own model
     description ``spec``: a CSV (``id`` and ``spec.columns``) at ``output`` (a path or ``-``), or,
     with ``output`` None, one line per record on stdout (``0: Price = 62,996.92``, see
-    :func:`prediction_text`). Given the features document the answer answers (``request``, a
-    path), the answer must hold exactly its ids, batch by batch, and its record count
-    (:class:`ppml.customer.SentRequest`). Nothing reaches stdout or ``output`` until the whole
-    answer has been checked."""
+    :func:`prediction_text`). Given the features document it answers (``request``, a path), the
+    answer must hold exactly its ids, batch by batch, and its record count
+    (:class:`ppml.customer.SentRequest`). Nothing is printed or written until the whole answer
+    has been checked."""
     source = files.display_name(answer)
     sent = customer.SentRequest(request, limits) if request is not None else None
+    with watch.step("read"):
+        reader = DocumentReader(answer, limits)  # waits for the first line of a pipe
+    with watch.step("keys"):
+        private = keys.private()
     try:
-        with watch.step("read"):
-            reader = DocumentReader(answer, limits)  # waits for the first line of a pipe
-        with watch.step("keys"):
-            private = keys.private()
+        doc = EncryptedPredictions.parse_header(reader.header, private.public)
+        customer.check_answer(doc, spec, private, sent)
+    except PpmlError as e:
+        raise e.with_source(source)
+    guard_output(output, [answer, request], [*key_files(keys.store), *protected])
+    reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, len(doc.outputs), doc.slots)
+    parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
+    counts = [0, 0]
+
+    def pairs():
+        for batch in with_source(customer.decrypt_stream(doc, parsed, private, spec, workers, sent), source):
+            counts[0] += 1
+            counts[1] += len(batch)
+            watch.advance(len(batch))
+            yield from batch
         try:
-            doc = EncryptedPredictions.parse_header(reader.header, private.public)
-            customer.check_answer(doc, spec, private, sent)
+            if sent is not None:
+                sent.check_records(reader.declared_records)
+            check_count(reader.declared_records, *counts)
         except PpmlError as e:
             raise e.with_source(source)
-        guard_output(output, [answer, request], [*key_files(keys.store), *protected])
-        reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, len(doc.outputs), doc.slots)
-        parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
-        counts = [0, 0]
 
-        def pairs():
-            for batch in with_source(customer.decrypt_stream(doc, parsed, private, spec, workers, sent), source):
-                counts[0] += 1
-                counts[1] += len(batch)
-                watch.advance(len(batch))
-                yield from batch
-            try:
-                if sent is not None:
-                    sent.check_records(reader.declared_records)
-                check_count(reader.declared_records, *counts)
-            except PpmlError as e:
-                raise e.with_source(source)
-
-        with watch.step("decrypt"), (files.HeldStdout() if output in (None, files.STDIO)
-                                     else files.AtomicFile(output)) as sink:
-            if output is None:
-                for rid, prediction in pairs():
-                    sink.write(f"{rid}: {prediction_text(spec, prediction)}\n".encode("utf-8"))
-            else:
+    with watch.step("decrypt"):
+        if output is None:
+            lines = "".join(f"{rid}: {prediction_text(spec, prediction)}\n" for rid, prediction in pairs())
+            sink = files.StdoutSink()
+            sink.write(lines.encode("utf-8"))
+            sink.flush()
+        else:
+            with (files.HeldStdout() if output == files.STDIO else files.AtomicFile(output)) as sink:
                 sink.write((",".join(map(csv_field, ["id", *spec.columns])) + "\n").encode())
                 for rid, prediction in pairs():
-                    sink.write((",".join(map(csv_field, [rid, *prediction])) + "\n").encode())
-    finally:
-        if sent is not None:
-            sent.close()
+                    sink.write((",".join([csv_field(rid), *map(csv_field, prediction)]) + "\n").encode())
     return Outcome(counts[1], counts[0], output)
 
 

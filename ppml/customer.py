@@ -262,29 +262,36 @@ class SentRequest:
                                       f"{self.name} packed {sent.slots}")
 
     def matched(self, answers: Iterable[Batch]) -> Iterator[Batch]:
-        """The answer's batches, each passed on only once its ids are the request's batch's."""
-        for i, batch in enumerate(answers):
-            raw = self._next_sent()
-            if raw is None:
-                raise AnswerMismatchError(f"batch {i} was never sent (the request {self.name} has "
-                                          f"{_plural(i, 'batch', 'batches')})")
-            try:
-                sent = batch_ids(raw, i, self.doc.slots)
-            except PpmlError as e:
-                raise e.with_source(self.name)
-            if len(batch.ids) != len(sent):
-                raise AnswerMismatchError(f"batch {i} holds {_plural(len(batch.ids), 'record')} where the request "
-                                          f"sent {len(sent)}")
-            for j, (got, want) in enumerate(zip(batch.ids, sent)):
-                if got != want:
-                    raise AnswerMismatchError(f"batch {i}, record {j}: id {shown(got)} where the request sent "
-                                              f"{shown(want)}")
-            self.batches += 1
-            self.records += len(sent)
-            yield batch
-        if self._next_sent() is not None:
-            raise AnswerMismatchError(f"holds {_plural(self.batches, 'batch', 'batches')} where the request "
-                                      f"{self.name} has more (batch {self.batches} has no answer)")
+        """The answer's batches, each passed on only once its ids are the request's batch's
+        (the request's file is closed at the end, or at the first difference)."""
+        try:
+            for i, batch in enumerate(answers):
+                self._match(i, batch.ids)
+                yield batch
+            if self._next_sent() is not None:
+                raise AnswerMismatchError(f"holds {_plural(self.batches, 'batch', 'batches')} where the request "
+                                          f"{self.name} has more (batch {self.batches} has no answer)")
+        finally:
+            self.close()
+
+    def _match(self, i: int, ids: list) -> None:
+        raw = self._next_sent()
+        if raw is None:
+            raise AnswerMismatchError(f"batch {i} was never sent (the request {self.name} has "
+                                      f"{_plural(i, 'batch', 'batches')})")
+        try:
+            sent = batch_ids(raw, i, self.doc.slots)
+        except PpmlError as e:
+            raise e.with_source(self.name)
+        if len(ids) != len(sent):
+            raise AnswerMismatchError(f"batch {i} holds {_plural(len(ids), 'record')} where the request sent "
+                                      f"{len(sent)}")
+        for j, (got, want) in enumerate(zip(ids, sent)):
+            if got != want:
+                raise AnswerMismatchError(f"batch {i}, record {j}: id {shown(got)} where the request sent "
+                                          f"{shown(want)}")
+        self.batches += 1
+        self.records += len(sent)
 
     def check_records(self, declared) -> None:
         """The record count the answer declares is the request's (after :meth:`matched`)."""
@@ -301,6 +308,7 @@ class SentRequest:
 
     def close(self) -> None:
         self._batches.close()
+        self._reader.close()
 
 
 def _plural(count: int, one: str, many: str | None = None) -> str:
@@ -327,7 +335,7 @@ def check_answer_document(request: SentRequest, answer, name: str, limits: Limit
     except PpmlError as e:
         raise e.with_source(name)
     finally:
-        request.close()
+        request.close()  # also when the answer's header was refused, before any batch
     return request.records
 
 

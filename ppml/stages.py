@@ -271,6 +271,9 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, request=None
         doc = EncryptedPredictions.parse_header(reader.header, private.public)
         customer.check_answer(doc, spec, private, sent)
     except PpmlError as e:
+        for opened in (reader, sent):
+            if opened is not None:
+                opened.close()
         raise e.with_source(source)
     guard_output(output, [answer, request], [*key_files(keys.store), *protected])
     reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, len(doc.outputs), doc.slots)

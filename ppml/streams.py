@@ -161,6 +161,10 @@ class DocumentReader:
         except OSError as e:
             raise DocumentError(f"cannot read: {e.strerror}", self.name) from None
 
+    def close(self) -> None:
+        """Stop reading before the end (a refused header, a mismatch): the file is closed."""
+        self._close()
+
     def _close(self) -> None:
         if self._stream is not sys.stdin.buffer and self._stream is not self.path:
             self._stream.close()

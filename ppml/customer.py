@@ -243,6 +243,7 @@ class SentRequest:
         try:
             self.doc = EncryptedFeatures.parse_header(self._reader.header, allow_weak=True)
         except PpmlError as e:
+            self._reader.close()
             raise e.with_source(self.name)
         self._reader.batch_limit = limits.batch_bytes or batch_bytes_for(self.doc.public_key.bits,
                                                                           len(self.doc.features), self.doc.slots)
@@ -321,6 +322,7 @@ def check_answer_document(request: SentRequest, answer, name: str, limits: Limit
     batch, exactly the ids sent (every ciphertext validated too). Nothing is decrypted: this is
     the check of a customer without its private key at hand (``python -m ppml request``).
     Returns the record count."""
+    reader = None
     try:
         reader = DocumentReader(answer, limits, name)
         key = request.doc.public_key
@@ -334,8 +336,10 @@ def check_answer_document(request: SentRequest, answer, name: str, limits: Limit
         check_count(reader.declared_records, request.batches, request.records)
     except PpmlError as e:
         raise e.with_source(name)
-    finally:
-        request.close()  # also when the answer's header was refused, before any batch
+    finally:  # also when the answer's header was refused, before any batch
+        request.close()
+        if reader is not None:
+            reader.close()
     return request.records
 
 

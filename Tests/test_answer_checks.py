@@ -271,14 +271,13 @@ def test_a_request_that_cannot_be_read_is_named(work):
 
 
 def test_folder_mode_matches_each_answer_to_the_request_of_its_name(work, keypair512):
-    """Cron: Encrypted_Predicted_value/<name>.json answers Encrypted_Data/<name>.json. A forged
-    answer and an answer with no request are refused; the others are decrypted."""
+    """Cron: Encrypted_Predicted_value/<name>.json answers Encrypted_Data/<name>.json (and the
+    default answer.json the default data.json). A forged answer and an answer with no request
+    are refused; the others are decrypted."""
     for name in ("good", "forged"):
         shutil.copy(DATA, f"Encrypted_Data/{name}.json")
         shutil.copy(ANSWER, f"Encrypted_Predicted_value/{name}.json")
-    shutil.copy(ANSWER, "Encrypted_Predicted_value/unasked.json")
-    os.remove(DATA)
-    os.remove(ANSWER)
+    shutil.copy(ANSWER, "Encrypted_Predicted_value/unasked.json")  # answer.json stays: it answers data.json
     d = load("Encrypted_Predicted_value/forged.json")
     changed_id(d, keypair512)
     save(d, "Encrypted_Predicted_value/forged.json")
@@ -289,8 +288,9 @@ def test_folder_mode_matches_each_answer_to_the_request_of_its_name(work, keypai
         "Error: Encrypted_Predicted_value/forged.json: batch 0, record 1: id 99 where the request sent 1",
         "Error: Encrypted_Predicted_value/unasked.json: answers no request: Encrypted_Data/unasked.json does not "
         "exist",
-        "decrypt Encrypted_Predicted_value/: processed 1, skipped 0, failed 2"]
-    assert sorted(p.name for p in Path("Predictions").iterdir() if not p.name.startswith(".")) == ["good.csv"]
+        "decrypt Encrypted_Predicted_value/: processed 2, skipped 0, failed 2"]
+    assert sorted(p.name for p in Path("Predictions").iterdir() if not p.name.startswith(".")) == ["answer.csv",
+                                                                                                    "good.csv"]
 
 
 @pytest.mark.parametrize("value, cell", [

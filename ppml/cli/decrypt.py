@@ -28,8 +28,9 @@ DEFAULT_FOLDER_OUTPUT = "Predictions"
                    "wrote and the company scored): an answer whose ids, batch sizes or record count "
                    "differ from it is refused (exit 4). Default: Encrypted_Data/data.json when ANSWER "
                    "is the default and that file exists. With a folder as ANSWER: the folder of "
-                   "requests, each answer matched to the request of the same name (default "
-                   "Encrypted_Data/ when ANSWER is Encrypted_Predicted_value/ and that folder exists).")
+                   "requests, each answer matched to the request of the same name, answer.json to data.json "
+                   "(default Encrypted_Data/ when ANSWER is Encrypted_Predicted_value/ and that folder "
+                   "exists); an answer without its request is refused.")
 @keys_option
 @model_option
 @workers_option
@@ -82,8 +83,9 @@ def request_finder(answer, request):
     default request beside the default answer. A folder of answers: the file of the same name
     in the ``request`` folder (or the default one beside the default answer folder), as folder
     mode names them: ``CustomerEncrypts.py`` writes ``Encrypted_Data/<name>.json`` and
-    ``ServerModelRun.py`` answers it as ``Encrypted_Predicted_value/<name>.json``. In a folder of
-    requests, an answer without its request is refused (its name is the company's choice)."""
+    ``ServerModelRun.py`` answers it as ``Encrypted_Predicted_value/<name>.json``; the default
+    answer ``answer.json`` answers the default ``data.json``. In a folder of requests, an answer
+    without its request is refused (its name is the company's choice)."""
     from ..errors import AnswerMismatchError
 
     if str(answer) == "-" and str(request) == "-":
@@ -104,6 +106,8 @@ def request_finder(answer, request):
 
     def find(source):
         path = Path(request) / Path(source).name
+        if _same(source, DEFAULT_INPUT) and _same(request, Path(DEFAULT_REQUEST).parent):
+            path = Path(DEFAULT_REQUEST)  # the default pair, as the three scripts name it without arguments
         if not path.is_file():
             raise AnswerMismatchError(f"answers no request: {path} does not exist", source)
         return str(path)

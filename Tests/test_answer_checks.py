@@ -209,9 +209,9 @@ def test_customer_decrypts_refuses_a_forged_answer_in_process(work, keypair512, 
     assert snapshot(work) == before
 
 
-def test_an_answer_for_another_request_is_refused(work, keypair512, raw, params):
-    """An honest answer to another document (the same records, encrypted again) has the same
-    ids; one for a document of the other key or model does not pass the header check."""
+def test_an_answer_for_another_request_is_refused(work, keypair512):
+    """The same records encrypted under another key: an answer to one is refused as the answer
+    to the other, on the header alone."""
     other = stages.CustomerKeys(KeyStore(key_folder(work / "OtherKeys", generate_keypair(KEY_BITS, True))),
                                 allow_weak=True)
     spec, col_tnf = stages.customer_model(work)

@@ -83,6 +83,12 @@ class KeyMismatchError(PpmlError):
     exit_code = 4
 
 
+class AnswerMismatchError(KeyMismatchError):
+    """An answer that does not answer the request the customer sent (other ids, batch sizes or
+    record count, another key or model), or a slot that decodes outside the range the model
+    can reach over its declared bounds: refused before anything is printed or written."""
+
+
 class ArtifactError(PpmlError):
     """A model artifact (pickle or parameter JSON) that cannot be trusted or loaded."""
 

@@ -114,9 +114,9 @@ class DocumentReader:
     declares (the caller compares it with what it parsed).
     """
 
-    def __init__(self, path, limits: Limits = Limits()):
-        self.path = path
-        self.name = files.display_name(path)
+    def __init__(self, path, limits: Limits = Limits(), name: str | None = None):
+        self.path = path  # a path, ``-``, or a binary stream the caller owns (read, not closed)
+        self.name = name or files.display_name(path)
         self.limits = limits
         self.batch_limit = limits.batch_bytes or limits.header_bytes
         self.declared_records = None
@@ -148,6 +148,8 @@ class DocumentReader:
         self.header = self._json_header()
 
     def _open(self):
+        if hasattr(self.path, "read"):
+            return self.path
         if str(self.path) == files.STDIO:
             return sys.stdin.buffer
         try:
@@ -159,8 +161,12 @@ class DocumentReader:
         except OSError as e:
             raise DocumentError(f"cannot read: {e.strerror}", self.name) from None
 
+    def close(self) -> None:
+        """Stop reading before the end (a refused header, a mismatch): the file is closed."""
+        self._close()
+
     def _close(self) -> None:
-        if self._stream is not sys.stdin.buffer:
+        if self._stream is not sys.stdin.buffer and self._stream is not self.path:
             self._stream.close()
 
     # -- JSON layout ----------------------------------------------------------------------

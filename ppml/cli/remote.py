@@ -27,8 +27,8 @@ Examples:
 @click.argument("url")
 @click.argument("encrypted", required=False, default="Encrypted_Data/data.json", metavar="[ENCRYPTED]")
 @click.option("-o", "--output", default="Encrypted_Predicted_value/answer.json", show_default=True,
-              help="Where to write the encrypted predictions; - for stdout. A file appears only "
-                   "once the whole answer has arrived.")
+              help="Where to write the encrypted predictions; - for stdout. Nothing is written until "
+                   "the whole answer has arrived and answers ENCRYPTED.")
 @click.option("--token-file", default=None, metavar="FILE", type=click.Path(dir_okay=False),
               help="File holding the bearer token (mode 0600; default: $PPML_TOKEN).")
 @click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 100),
@@ -43,7 +43,8 @@ def request_command(url, encrypted, output, token_file, retries, timeout, cacert
     URL is the service's base (http://host:8000); ENCRYPTED a features document from
     CustomerEncrypts.py (default Encrypted_Data/data.json), - for stdin. The document streams
     up and the predictions stream down, in the document's layout (JSON or JSON Lines), ready
-    for CustomerDecrypts.py.
+    for CustomerDecrypts.py. An answer for another key or model, or whose ids, batch sizes or
+    record count differ from the document's, is refused (exit status 4).
     """
     from .. import client
     from ..files import display_name

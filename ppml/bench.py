@@ -279,7 +279,8 @@ def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
 
     import gmpy2
 
-    from .paillier.scheme import Encryptor, encrypt_packed, multi_pow, score_packed, server_noise
+    from .paillier.multiexp import signed_multi_pow
+    from .paillier.scheme import Encryptor, encrypt_packed, score_packed, server_noise
 
     codec = model.spec.codec
     m = codec.slots_for(public.bits)
@@ -290,9 +291,7 @@ def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
 
     def before():
         n_sq = public.n_sq
-        pos = multi_pow([c for c, w in zip(cts, W) if w > 0], [w for w in W if w > 0], n_sq)
-        neg = multi_pow([c for c, w in zip(cts, W) if w < 0], [-w for w in W if w < 0], n_sq)
-        return pos * gmpy2.invert(neg, n_sq) % n_sq * old.encrypt(codec.pack_offset(B, m)) % n_sq
+        return signed_multi_pow(cts, W, n_sq) * old.encrypt(codec.pack_offset(B, m)) % n_sq
 
     answer = score_packed(public, codec, W, B, cts, m)
     p_sq, p1 = private.p ** 2, private.p - 1

@@ -12,7 +12,8 @@ is fixed, ``h_s^α`` is a *fixed-base* exponentiation: a precomputed window tabl
 about ``|α|/w`` multiplications. The key owner can additionally work modulo ``p²`` and ``q²``
 (CRT), where multiplications are about four times cheaper.
 
-Scoring computes ``∏ c_i^{W_i} · (1 + (Σ_j (B + Δ)·2^(kj) + mask)·n) · r^n``: negative
+Scoring computes ``∏ c_i^{W_i} · (1 + (Σ_j (B + Δ)·2^(kj) + mask)·n) · r^n``: the product of
+powers follows an addition chain found once per weight vector (:mod:`.multiexp`), negative
 weights are raised to ``|W_i|`` and inverted once per result; the mask fills every plaintext
 bit above the batch's declared slots with server randomness, and ``r^n`` (``r`` uniform, from
 the server) re-randomizes the result. Neither uses anything from the customer's key but ``n``:
@@ -27,6 +28,7 @@ import gmpy2
 
 from .codec import FixedPointCodec
 from .keys import PrivateKey, PublicKey, crt
+from .multiexp import signed_multi_pow
 
 #: Upper bound on the memory one window table may take (bytes).
 TABLE_MEMORY_LIMIT = 32 * 2 ** 20
@@ -223,41 +225,6 @@ def encrypt_packed(encryptor: Encryptor, codec: FixedPointCodec,
     return [encryptor.encrypt(codec.pack([r[i] for r in records])) for i in range(len(records[0]))]
 
 
-def multi_pow(bases: Sequence, exponents: Sequence[int], modulus, window: int = 4) -> gmpy2.mpz:
-    """``∏ b_i^{e_i} mod modulus`` for non-negative ``e_i`` by the bucket method (Pippenger):
-    per ``window``-bit digit position, multiply each base into the bucket of its digit, then
-    fold the buckets with running products. The squarings are shared by all bases, so ``d``
-    bases with ``b``-bit exponents cost about ``b + (d + 2^w)·b/w`` multiplications instead of
-    ``d`` separate exponentiations of about ``1.2·b`` each (for the laptop model's 42 weights of
-    up to 47 bits: about 750 against 2,400)."""
-    pairs = [(b, int(e)) for b, e in zip(bases, exponents, strict=True) if e]
-    if not pairs:
-        return gmpy2.mpz(1)
-    if any(e < 0 for _, e in pairs):
-        raise ValueError("exponents must be non-negative")
-    mask = (1 << window) - 1
-    top = max(e for _, e in pairs).bit_length()
-    result = None
-    for shift in range(((top - 1) // window) * window, -1, -window):
-        if result is not None:
-            for _ in range(window):
-                result = result * result % modulus
-        buckets = [None] * (mask + 1)
-        for b, e in pairs:
-            d = (e >> shift) & mask
-            if d:
-                buckets[d] = b if buckets[d] is None else buckets[d] * b % modulus
-        running = acc = None  # acc = ∏_d buckets[d]^d via suffix products
-        for d in range(mask, 0, -1):
-            if buckets[d] is not None:
-                running = buckets[d] if running is None else running * buckets[d] % modulus
-            if running is not None:
-                acc = running if acc is None else acc * running % modulus
-        if acc is not None:
-            result = acc if result is None else result * acc % modulus
-    return result if result is not None else gmpy2.mpz(1)
-
-
 def server_noise(public: PublicKey) -> gmpy2.mpz:
     """``r^n mod n²`` for ``r`` uniform in ``Z_n^*``, from :mod:`secrets`: an encryption of zero
     whose randomness comes from the server alone.
@@ -300,15 +267,14 @@ def score_packed(public: PublicKey, codec: FixedPointCodec, weights: Sequence[in
     (:func:`mask_undeclared`) and the result is multiplied by :func:`server_noise`, so neither
     the customer's key nor its ciphertexts can shape what the answer reveals. ``noise`` is a
     :func:`server_noise` for ``public`` computed ahead of time (used for this answer only), or
-    None to compute one now. Negative weights are raised to ``|W_i|`` in a second product that
-    is inverted once.
+    None to compute one now. The product of powers replays the weights' addition chain
+    (:mod:`ppml.paillier.multiexp`, found once per weight vector and process); negative weights
+    are raised to ``|W_i|`` in a second product that is inverted once.
     """
     n, n_sq = public.n, public.n_sq
     if len(ciphertexts) != len(weights):
         raise ValueError("one ciphertext per weight expected")
-    pos = multi_pow([c for c, w in zip(ciphertexts, weights) if w > 0], [w for w in weights if w > 0], n_sq)
-    neg = multi_pow([c for c, w in zip(ciphertexts, weights) if w < 0], [-w for w in weights if w < 0], n_sq)
-    result = pos * gmpy2.invert(neg, n_sq) % n_sq if neg != 1 else pos
+    result = signed_multi_pow(ciphertexts, weights, n_sq)
     plain = (codec.pack_offset(intercept, m) + mask_undeclared(public, codec, m)) % n
     # (1 + a·n)·(1 + b·n) = 1 + (a + b)·n mod n²: adding a plaintext costs one multiplication.
     noise = server_noise(public) if noise is None else noise

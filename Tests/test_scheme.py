@@ -146,3 +146,43 @@ def test_chain_edge_cases(keypair):
         bos_coster((1, -1))
     with pytest.raises(ValueError, match="^one exponent per base expected$"):
         signed_multi_pow([c], [1, 2], mod)
+
+
+def _exponent_of(table, by_column) -> int:
+    """The exponent whose comb patterns are ``by_column`` (bit i of pattern [k][j] is bit
+    ``i·columns + j·b + k``)."""
+    return sum(((u >> i) & 1) << (i * table.columns + j * table.b + k)
+               for k, row in enumerate(by_column) for j, u in enumerate(row) for i in range(table.teeth))
+
+
+@pytest.mark.parametrize("teeth, blocks, bits", [(4, 1, 300), (5, 2, 301), (7, 8, 300), (13, 3, 97)])
+def test_random_comb_patterns_are_uniform_exponents_below_the_bound(keypair, teeth, blocks, bits):
+    """Drawn patterns are the patterns of an exponent below 2^bits, every one of whose bits is
+    set in some draw and clear in another, and the comb computes exactly that power."""
+    public = keypair[0]
+    table = CombTable(public.h_s, public.n_sq, bits, teeth, blocks)
+    draws = table.random_patterns(64)
+    exponents = [_exponent_of(table, d) for d in draws]
+    assert all(0 <= e < 1 << bits for e in exponents)
+    assert all(table.patterns(e) == d for e, d in zip(exponents, draws))
+    ored, anded = 0, (1 << bits) - 1
+    for e in exponents:
+        ored, anded = ored | e, anded & e
+    assert ored == (1 << bits) - 1 and anded == 0
+    for e, d in zip(exponents[:4], draws):
+        assert table.run(d) == gmpy2.powmod(public.h_s, e, public.n_sq)
+
+
+@pytest.mark.parametrize("comb", [False, True])
+def test_masks_are_encryptions_of_zero_and_pooled_masks_are_used_as_given(keypair, comb):
+    public, private = keypair
+    enc = Encryptor(public, private, expected=200, comb=comb)
+    masks = enc.random_masks(3)
+    assert len(set(masks)) == 3 and all(private.raw_decrypt(c) == 0 for c in masks)
+    codec = design_codec([0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.5, 0.5, 0.5], 0.0)
+    rows = [[1, 2, 3], [4, 5, 6]]
+    cts = encrypt_packed(enc, codec, rows, masks=masks[:2])  # the third feature gets a fresh mask
+    n = public.n
+    for i, c in enumerate(cts):
+        assert private.raw_decrypt(c) == codec.pack([r[i] for r in rows])
+    assert cts[:2] == [(1 + codec.pack([r[i] for r in rows]) * n) * masks[i] % public.n_sq for i in range(2)]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from . import customer, files, server
+from . import customer, files, pools, server
 from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count
 from .errors import OutputError, PpmlError
 from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
@@ -218,10 +218,11 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
     expected = -(-len(first[1]) // m) if len(first[1]) < chunk else LARGE_INPUT_BATCHES
     with watch.step("keys"):
         public, private = keys.pair()
+        pool = pools.customer_pool(keys.store.folder, public)  # precomputed randomness, if any
     header = customer.features_header(spec, public)
     with watch.step("encrypt"), DocumentWriter(output, header.header()) as writer:
         for batch in customer.encrypt_stream(itertools.chain([first], prepared), spec, public, private,
-                                             workers, expected, scheduler):
+                                             workers, expected, scheduler, pool if pool.exists() else None):
             writer.write(header.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
     return Outcome(writer.records, writer.batches, output)
@@ -229,9 +230,10 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
 
 def score(encrypted, output, *, params: ModelParameters, workers: int = 1, scheduler=None,
           allow_weak: bool = False, limits: Limits = Limits(), protected: Sequence[tuple] = (),
-          watch: Watch = Watch()) -> Outcome:
+          watch: Watch = Watch(), pools_dir=None) -> Outcome:
     """An encrypted-features document → the encrypted-predictions document, with the public
-    key the document carries and the company's weights."""
+    key the document carries and the company's weights (and the ``r^n`` pool for that key in
+    ``pools_dir``, if there is one)."""
     source = files.display_name(encrypted)
     with watch.step("read"):
         reader = DocumentReader(encrypted, limits)
@@ -247,7 +249,9 @@ def score(encrypted, output, *, params: ModelParameters, workers: int = 1, sched
     parsed = with_source((doc.parse_batch(b, i) for i, b in enumerate(itertools.chain(peek, raw))), source)
     answer = server.predictions_header(doc, params)
     with watch.step("score"), DocumentWriter(output, answer.header()) as writer:
-        for batch in server.score_stream(doc, parsed, params, max(1, len(peek)), scheduler):
+        pool = pools.server_pool(pools_dir, doc.public_key) if pools_dir is not None else None
+        for batch in server.score_stream(doc, parsed, params, max(1, len(peek)), scheduler,
+                                         pool if pool is not None and pool.exists() else None):
             writer.write(answer.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
         try:

@@ -163,6 +163,22 @@ def prepare_chunks(chunks: Iterable, col_tnf, spec: ModelSpec) -> Iterator:
         yield ids, spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)
 
 
+def expected_batches(records, m: int) -> int:
+    """How many batches of ``m`` records a CSV file holds, from its line count (one quick read;
+    quoted line breaks only overestimate), to size the encryption table for the workload; for
+    stdin, or a file that cannot be read, a long input is assumed."""
+    if records is None or str(records) == files.STDIO:
+        return LARGE_INPUT_BATCHES
+    lines = 0
+    try:
+        with open(records, "rb") as f:
+            while block := f.read(1 << 20):
+                lines += block.count(b"\n")
+    except OSError:
+        return LARGE_INPUT_BATCHES
+    return max(1, -(-lines // m))
+
+
 def _encrypt_job(state, job) -> Batch:
     encryptor, codec = state
     ids, rows, masks = job

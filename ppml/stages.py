@@ -206,8 +206,6 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
             scheduler=None, protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
     """Raw records (a CSV path, ``-``, or None for the sample laptop) → an encrypted-features
     document at ``output`` (a path or ``-``)."""
-    from .parallel import LARGE_INPUT_BATCHES
-
     m = spec.codec.slots_for(keys.bits)
     chunk = m * customer.CHUNK_BATCHES
     source, chunks = _records(records, chunk)
@@ -215,7 +213,7 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
         prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
         first = next(prepared)  # the first chunk is read and checked before any key is created
     guard_output(output, [records], [*key_files(keys.store), *protected])
-    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else LARGE_INPUT_BATCHES
+    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else customer.expected_batches(records, m)
     with watch.step("keys"):
         public, private = keys.pair()
         pool = pools.customer_pool(keys.store.folder, public)  # precomputed randomness, if any

@@ -148,6 +148,18 @@ def test_encrypting_with_a_pool_for_another_key_fails_with_status_4(stage_dir, k
     assert not (stage_dir / "d.jsonl").exists()
 
 
+def test_no_output_may_replace_the_pool(stage_dir, keypair, bundled_raw):
+    keys = key_folder(stage_dir / "K", keypair)
+    pools.customer_pool(keys, keypair[0]).add([5])
+    target = str(keys / pools.CUSTOMER_POOL_NAME)
+    done = CliRunner().invoke(main, ["encrypt", _records(stage_dir, bundled_raw, 3), "-o", target, "--keys",
+                                     str(keys), WEAK])
+    assert done.exit_code == 1
+    assert done.output.strip().endswith(f"Error: {target}: is the randomness pool; refusing to overwrite it "
+                                        "(choose another output)")
+    assert pools.customer_pool(keys, keypair[0]).count() == 1
+
+
 def test_the_server_pool_supplies_each_answer_once(stage_dir, keypair, bundled_raw):
     public, private = keypair
     keys = key_folder(stage_dir / "K", keypair)

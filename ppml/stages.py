@@ -127,7 +127,9 @@ def model_files(model_dir) -> list[tuple[Path, str]]:
 
 def key_files(store) -> list[tuple[Path, str]]:
     return [(store.private_path, "is the private key; refusing to overwrite it (choose another output)"),
-            (store.public_path, "is the public key; refusing to overwrite it (choose another output)")]
+            (store.public_path, "is the public key; refusing to overwrite it (choose another output)"),
+            (store.folder / pools.CUSTOMER_POOL_NAME,
+             "is the randomness pool; refusing to overwrite it (choose another output)")]
 
 
 def guard_output(output, inputs: Sequence = (), protected: Sequence[tuple] = ()) -> None:

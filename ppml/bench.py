@@ -288,14 +288,16 @@ def _figures(n, encrypt_s, score_s, decrypt_s, documents_s, cpu_s, features_byte
 # The arithmetic floor: what each stage's big-integer operations alone cost, timed in this run
 # ---------------------------------------------------------------------------------------------
 def _per_call_ms(fn, repeats: int) -> float:
-    """CPU milliseconds per call of ``fn`` (the fastest of three rounds: the machine is shared)."""
-    best = float("inf")
+    """CPU milliseconds per call of ``fn``: the median of three rounds, so that a primitive is
+    timed under the same load as the stages it is compared with (the fastest round would be
+    measured in the quietest moment and make every ratio look worse)."""
+    rounds = []
     for _ in range(3):
         c0 = time.process_time()
         for _ in range(repeats):
             fn()
-        best = min(best, time.process_time() - c0)
-    return best * 1000 / repeats
+        rounds.append(time.process_time() - c0)
+    return sorted(rounds)[1] * 1000 / repeats
 
 
 def arithmetic_floors(n: int, model: Model, public, private, workers: int) -> dict:

@@ -67,6 +67,13 @@ def test_a_readable_or_damaged_pool_is_refused(tmp_path, keypair):
     with pytest.raises(DocumentError) as e:
         pool.take(1)
     assert e.value.message == "is damaged (its length is not a whole number of values); delete it"
+    with open(pool.path, "r+b") as f:  # a whole value of zeros
+        f.truncate(os.path.getsize(pool.path) - 1 - pool.value_bytes)
+        f.seek(0, 2)
+        f.write(bytes(pool.value_bytes))
+    with pytest.raises(DocumentError) as e:
+        pool.take(1)
+    assert e.value.message == "holds a value out of range for its key; delete it"
     server = _pool(tmp_path, keypair, pools.SERVER_KIND)
     with pytest.raises(DocumentError) as e:
         server.count()

@@ -88,8 +88,11 @@ class RandomnessPool:
                 f.truncate(keep)
                 f.flush()
                 os.fsync(f.fileno())
-        size = self.value_bytes
-        return [gmpy2.mpz(int.from_bytes(data[i:i + size], "big")) for i in range(0, len(data), size)]
+        size, n_sq = self.value_bytes, self.public.n_sq
+        values = [gmpy2.mpz(int.from_bytes(data[i:i + size], "big")) for i in range(0, len(data), size)]
+        if not all(0 < v < n_sq for v in values):  # e.g. a block of zeros from a damaged disk
+            raise DocumentError("holds a value out of range for its key; delete it", str(self.path))
+        return values
 
     def add(self, values: Sequence) -> int:
         """Append ``values`` (atomically: a killed run leaves the pool as it was); returns the

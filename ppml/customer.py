@@ -164,10 +164,26 @@ def prepare_chunks(chunks: Iterable, col_tnf, spec: ModelSpec) -> Iterator:
         yield ids, spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)
 
 
+def expected_batches(records, m: int) -> int:
+    """How many batches of ``m`` records a CSV file holds, from its line count (one quick read;
+    quoted line breaks only overestimate), to size the encryption table for the workload; for
+    stdin, or a file that cannot be read, a long input is assumed."""
+    if records is None or str(records) == files.STDIO:
+        return LARGE_INPUT_BATCHES
+    lines = 0
+    try:
+        with open(records, "rb") as f:
+            while block := f.read(1 << 20):
+                lines += block.count(b"\n")
+    except OSError:
+        return LARGE_INPUT_BATCHES
+    return max(1, -(-lines // m))
+
+
 def _encrypt_job(state, job) -> Batch:
     encryptor, codec = state
-    ids, rows = job
-    return Batch(list(ids), encrypt_packed(encryptor, codec, rows))
+    ids, rows, masks = job
+    return Batch(list(ids), encrypt_packed(encryptor, codec, rows, masks))
 
 
 def _encrypt_state(public, private, expected, workers, codec):
@@ -176,26 +192,34 @@ def _encrypt_state(public, private, expected, workers, codec):
 
 def encrypt_stream(prepared: Iterable, spec: ModelSpec, public: PublicKey, private: PrivateKey | None = None,
                    workers: int = 1, expected_batches: int = LARGE_INPUT_BATCHES,
-                   scheduler=None) -> Iterator[Batch]:
+                   scheduler=None, pool=None) -> Iterator[Batch]:
     """Encrypted batches of ``m`` records (one ciphertext per feature per batch), in order.
 
     ``expected_batches`` sizes the window table (a single record must not pay for a large one).
     With the private key, encryption runs modulo p² and q² (CRT) — locally only: on a Dask
-    ``scheduler`` the workers get the public key alone and encrypt modulo n².
+    ``scheduler`` the workers get the public key alone and encrypt modulo n². ``pool``: a
+    :class:`ppml.pools.RandomnessPool` of encryptions of zero; each chunk's values are taken
+    out of it (durably) before its batches are encrypted, and the table is sized for only
+    the encryptions the pool will not cover.
     """
     codec = spec.codec
     m = codec.slots_for(public.bits)
     workers = min(workers, max(1, expected_batches))
     if scheduler is not None:
         private = None  # the private key never leaves this machine
-    expected = max(1, expected_batches) * len(spec.features)
+    features = len(spec.features)
+    expected = max(1, expected_batches) * features
+    if pool is not None:
+        expected = max(0, expected - pool.count())
     recipe = Recipe(_encrypt_state, (public, private, expected, workers, codec),
                     key=f"encrypt:{public.fingerprint}:{expected}:{codec.slot_bits}")
 
     def jobs():
         for ids, rows in prepared:
-            for i in range(0, len(rows), m):
-                yield ids[i:i + m], rows[i:i + m]
+            starts = range(0, len(rows), m)
+            masks = pool.take(len(starts) * features) if pool is not None else []
+            for b, i in enumerate(starts):
+                yield ids[i:i + m], rows[i:i + m], masks[b * features:(b + 1) * features]
 
     return ordered_map(_encrypt_job, jobs(), recipe, workers, scheduler)
 

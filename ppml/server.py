@@ -6,6 +6,7 @@ re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.sco
 """
 from __future__ import annotations
 
+import itertools
 from typing import Iterable, Iterator
 
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
@@ -54,14 +55,37 @@ def _state(*args):
     return args
 
 
+def _score_pooled(state: tuple, item: tuple) -> Batch:
+    return score_batch(state, *item)
+
+
+#: Batches read ahead per draw from a noise pool (each draw is one locked, fsynced truncation).
+POOL_DRAW_BATCHES = 64
+
+
+def _with_noises(batches: Iterable[Batch], pool, outputs: int) -> Iterator[tuple]:
+    """``(batch, noises)`` pairs: the noises for up to :data:`POOL_DRAW_BATCHES` batches at a
+    time are taken out of ``pool`` before any of them is scored; batches the pool no longer
+    covers get None (fresh ``r^n``)."""
+    batches = iter(batches)
+    while chunk := list(itertools.islice(batches, POOL_DRAW_BATCHES)):
+        noises = pool.take(len(chunk) * outputs)
+        noises += [None] * (len(chunk) * outputs - len(noises))
+        for i, batch in enumerate(chunk):
+            yield batch, noises[i * outputs:(i + 1) * outputs]
+
+
 def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: ModelParameters,
-                 workers: int = 1, scheduler=None) -> Iterator[Batch]:
+                 workers: int = 1, scheduler=None, pool=None) -> Iterator[Batch]:
     """``Enc(W·x + b)`` for every record, one freshly re-randomized ciphertext per output per batch.
 
     Nothing is precomputed per document (the server's randomness is a fresh ``r^n`` per answer
-    ciphertext), so the work needs no estimate. On a Dask ``scheduler``, what travels is the
-    public key, the integer weights and the ciphertexts."""
+    ciphertext, or one taken from ``pool``, a :class:`ppml.pools.RandomnessPool` of ``r^n`` for
+    this document's key, made ahead of time), so the work needs no estimate. On a Dask
+    ``scheduler``, what travels is the public key, the integer weights and the ciphertexts."""
     check_compatible(doc, params)
     state = scoring_state(doc, params)
     recipe = Recipe(_state, state, key=f"score:{doc.public_key.fingerprint}:{params.spec.fingerprint}")
-    return ordered_map(score_batch, batches, recipe, workers, scheduler)
+    if pool is None:
+        return ordered_map(score_batch, batches, recipe, workers, scheduler)
+    return ordered_map(_score_pooled, _with_noises(batches, pool, len(state[2])), recipe, workers, scheduler)

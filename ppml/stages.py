@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from . import customer, files, server
+from . import customer, files, pools, server
 from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count
 from .errors import OutputError, PpmlError
 from .paillier.proof import require_proven
@@ -129,7 +129,9 @@ def model_files(model_dir) -> list[tuple[Path, str]]:
 
 def key_files(store) -> list[tuple[Path, str]]:
     return [(store.private_path, "is the private key; refusing to overwrite it (choose another output)"),
-            (store.public_path, "is the public key; refusing to overwrite it (choose another output)")]
+            (store.public_path, "is the public key; refusing to overwrite it (choose another output)"),
+            (store.folder / pools.CUSTOMER_POOL_NAME,
+             "is the randomness pool; refusing to overwrite it (choose another output)")]
 
 
 def guard_output(output, inputs: Sequence = (), protected: Sequence[tuple] = ()) -> None:
@@ -202,8 +204,6 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
             scheduler=None, protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
     """Raw records (a CSV path, ``-``, or None for the sample laptop) → an encrypted-features
     document at ``output`` (a path or ``-``)."""
-    from .parallel import LARGE_INPUT_BATCHES
-
     m = spec.codec.slots_for(keys.bits)
     chunk = m * customer.CHUNK_BATCHES
     source, chunks = _records(records, chunk)
@@ -211,13 +211,14 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
         prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
         first = next(prepared)  # the first chunk is read and checked before any key is created
     guard_output(output, [records], [*key_files(keys.store), *protected])
-    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else LARGE_INPUT_BATCHES
+    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else customer.expected_batches(records, m)
     with watch.step("keys"):
         public, private = keys.pair()
+        pool = pools.customer_pool(keys.store.folder, public)  # precomputed randomness, if any
     header = customer.features_header(spec, public)
     with watch.step("encrypt"), DocumentWriter(output, header.header()) as writer:
         for batch in customer.encrypt_stream(itertools.chain([first], prepared), spec, public, private,
-                                             workers, expected, scheduler):
+                                             workers, expected, scheduler, pool if pool.exists() else None):
             writer.write(header.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
     return Outcome(writer.records, writer.batches, output)
@@ -225,9 +226,10 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
 
 def score(encrypted, output, *, params: ModelParameters, workers: int = 1, scheduler=None,
           allow_weak: bool = False, limits: Limits = Limits(), protected: Sequence[tuple] = (),
-          watch: Watch = Watch()) -> Outcome:
+          watch: Watch = Watch(), pools_dir=None) -> Outcome:
     """An encrypted-features document → the encrypted-predictions document, with the public
-    key the document carries and the company's weights."""
+    key the document carries and the company's weights (and the ``r^n`` pool for that key in
+    ``pools_dir``, if there is one)."""
     source = files.display_name(encrypted)
     with watch.step("read"):
         reader = DocumentReader(encrypted, limits)
@@ -244,7 +246,9 @@ def score(encrypted, output, *, params: ModelParameters, workers: int = 1, sched
     parsed = with_source((doc.parse_batch(b, i) for i, b in enumerate(itertools.chain(peek, raw))), source)
     answer = server.predictions_header(doc, params)
     with watch.step("score"), DocumentWriter(output, answer.header()) as writer:
-        for batch in server.score_stream(doc, parsed, params, max(1, len(peek)), scheduler):
+        pool = pools.server_pool(pools_dir, doc.public_key) if pools_dir is not None else None
+        for batch in server.score_stream(doc, parsed, params, max(1, len(peek)), scheduler,
+                                         pool if pool is not None and pool.exists() else None):
             writer.write(answer.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
         try:

@@ -8,6 +8,7 @@ from .decrypt import decrypt_command
 from .encrypt import encrypt_command
 from .features import features_command
 from .portal import portal_command
+from .precompute import precompute_command
 from .remote import fetch_model_command, request_command
 from .score import score_command
 from .service import clients_group, serve_command
@@ -245,3 +246,4 @@ main.add_command(request_command)
 main.add_command(fetch_model_command)
 main.add_command(features_command)
 main.add_command(portal_command)
+main.add_command(precompute_command)

@@ -41,6 +41,9 @@ def test_side_by_side_report(in_root, capsys):
     assert re.search(r"^offline \(pool filling\)\s+[\d.]+\s+[\d.]+\s+[\d.]+×$", out, re.M)
     assert re.search(r"^total CPU ÷ arithmetic floor, no pools\s+≤ 1.15×\s+[\d.]+×\s+(PASS|FAIL)$", out, re.M)
     assert re.search(r"^online CPU per record, both pools filled\s+≤ 0.8 ms\s+[\d.]+ ms\s+(PASS|FAIL)$", out, re.M)
+    assert re.search(r"^modulus proof verification \(once per key\)\s+≤ 1,000 ms\s+\d+ ms\s+(PASS|FAIL)$", out, re.M)
+    assert re.search(r"^modulus proof generation \(at keygen\)\s+≤ 2,000 ms\s+\d+ ms\s+(PASS|FAIL)$", out, re.M)
+    assert re.search(r"^modulus proof, once per key, one process: prove \d+ ms, verify \d+ ms, [\d,]+ bytes", out, re.M)
 
     errors = re.search(r"^max \|error\| \(log price\)\s+(\S+)\s+(\S+)$", out, re.M)
     original_error, our_error = map(float, errors.groups())

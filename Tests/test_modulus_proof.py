@@ -323,3 +323,19 @@ def test_prove_key_upgrades_a_version_2_folder_and_keeps_the_key(tmp_path):
     assert json.loads(store.private_path.read_text())["version"] == 3
     verify(upgraded.public.n, upgraded.public.h_s, upgraded.public.proof)
     assert stat.S_IMODE(os.stat(store.private_path).st_mode) == 0o600
+
+
+def test_loading_a_key_pair_keeps_its_stored_proof_and_proves_nothing(tmp_path, monkeypatch):
+    """The proof is made once, at keygen (about 0.3 s at 3072 bits): every later load of the
+    pair reuses the stored one, so encryption runs do not pay for it again."""
+    from ppml.paillier import keys as keys_module
+
+    store = KeyStore(tmp_path / "keys")
+    public, _ = store.create(1024, allow_weak=True)
+
+    def refuse(*args):
+        raise AssertionError("a stored key pair was proven again")
+
+    monkeypatch.setattr(keys_module, "prove", refuse)
+    loaded = store.load_private(allow_weak=True)
+    assert loaded.public.proof == public.proof

@@ -250,7 +250,7 @@ class PrivateKey:
             )
         if not same_n:
             raise KeyMismatchError("p·q ≠ n: the private key does not belong to this public key")
-        private = cls.restore(d)
+        private = cls._parse(d, public.proof)
         if private.public != public:  # the fingerprint matched, so only a hash collision gets here
             raise KeyMismatchError("the private key does not belong to this public key")
         return private
@@ -260,6 +260,11 @@ class PrivateKey:
         """The key pair from the private-key file alone (it records ``h_s``), with a fresh
         modulus proof: for a key folder whose public key was lost (a run killed between
         writing the two files), and, with ``upgrade``, for a version-2 file (no proof yet)."""
+        return cls._parse(d, None, upgrade)
+
+    @classmethod
+    def _parse(cls, d: dict, proof: ModulusProof | None, upgrade: bool = False) -> "PrivateKey":
+        """The checked pair; its public key carries ``proof``, or a fresh one if None."""
         _check_header(d, PRIVATE_FORMAT, upgrade)
         p, q = _primes(_hex_field(d, "p"), _hex_field(d, "q"))
         p_factors, q_factors = _factors(d, "p_factors", p), _factors(d, "q_factors", q)
@@ -271,8 +276,10 @@ class PrivateKey:
             raise KeyFileError("h_s is not a unit modulo n²")
         if fingerprint_of(n, h_s) != d.get("fingerprint"):
             raise KeyFileError("fingerprint does not match p·q and h_s (the key file was altered)")
-        private = cls(PublicKey(n, h_s, prove(p, q, h_s)), p, q, p_factors, q_factors)
+        private = cls(PublicKey(n, h_s, proof), p, q, p_factors, q_factors)
         private.check_generator()
+        if proof is None:
+            private = cls(PublicKey(n, h_s, prove(p, q, h_s)), p, q, p_factors, q_factors)
         return private
 
 

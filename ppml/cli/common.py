@@ -59,9 +59,12 @@ def weak_key_option(f):
 
 
 def model_option(f):
-    return click.option("--model", "model_dir", default=".", show_default=True,
-                        type=click.Path(file_okay=False),
-                        help="Folder holding col_tnf.pkl and Encrypted_ModelParameters/.")(f)
+    from ..bundled import default_model_dir
+
+    return click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
+                        callback=lambda ctx, param, value: default_model_dir() if value is None else value,
+                        help="Folder holding col_tnf.pkl and Encrypted_ModelParameters/ (default: the current "
+                             "folder if it holds either, else the laptop model installed with ppml).")(f)
 
 
 def keys_option(f):

@@ -3,12 +3,20 @@ security of the size is irrelevant to what these tests check; 3072-bit figures c
 benchmark."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PPML_EXPECT_INSTALLED"):  # .ci/run's installed-package run
+    import ppml
+
+    if Path(ppml.__file__).resolve().is_relative_to(ROOT):
+        raise pytest.UsageError(f"PPML_EXPECT_INSTALLED is set but ppml is imported from the checkout "
+                                f"({ppml.__file__}); run the tests from outside it")
 PUBLIC_LAPTOPS = ROOT.parent / "shared" / "data" / "laptop_data.csv"
 TEST_KEY_BITS = 1024
 

@@ -109,8 +109,10 @@ def test_key_too_small_for_one_slot():
 
 @pytest.mark.parametrize("d, message", [
     ({"feature_bits": 1, "weight_bits": 1}, "codec lacks 'slot_bits'"),
-    ({"feature_bits": -1, "weight_bits": 1, "slot_bits": 9}, "codec feature_bits must be an integer in [0, 4096], got -1"),
-    ({"feature_bits": 1, "weight_bits": True, "slot_bits": 9}, "codec weight_bits must be an integer in [0, 4096], got True"),
+    ({"feature_bits": -1, "weight_bits": 1, "slot_bits": 9},
+     "codec feature_bits must be an integer in [0, 4096], got -1"),
+    ({"feature_bits": 1, "weight_bits": True, "slot_bits": 9},
+     "codec weight_bits must be an integer in [0, 4096], got True"),
     ("x", "codec must be an object with feature_bits, weight_bits, slot_bits"),
 ])
 def test_codec_from_dict_validates(d, message):

@@ -20,8 +20,8 @@ from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import (ARDRegression, BayesianRidge, ElasticNet, ElasticNetCV, HuberRegressor, Lasso,
-                                  LassoCV, LinearRegression, LogisticRegression, PoissonRegressor, Ridge, RidgeClassifier,
-                                  RidgeCV, SGDClassifier, SGDRegressor)
+                                  LassoCV, LinearRegression, LogisticRegression, PoissonRegressor, Ridge,
+                                  RidgeClassifier, RidgeCV, SGDClassifier, SGDRegressor)
 from sklearn.multioutput import MultiOutputRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -137,7 +137,8 @@ def test_transformed_target_regressors_apply_the_inverse_exactly():
     check_regression(exported, log, X)
 
     X, y = dataset_frame(load_diabetes)
-    scaled = make_pipeline(StandardScaler(), TransformedTargetRegressor(Lasso(alpha=0.01), transformer=StandardScaler()))
+    scaled = make_pipeline(StandardScaler(), TransformedTargetRegressor(Lasso(alpha=0.01),
+                                                                        transformer=StandardScaler()))
     scaled.fit(X, y)
     exported = export_model(scaled, X)
     assert [op for op, _ in exported.link.steps] == ["mul", "add"]
@@ -340,7 +341,8 @@ def test_training_frames_a_csv_record_cannot_give_are_refused():
     with pytest.raises(InputError, match=r"^X_train: row 3, column 'size': cannot parse nan"):
         export_model(estimator, X.assign(size=X["size"].where(X.index != 3)))
     padded = X.assign(city=X["city"].str.pad(7))
-    with pytest.raises(InputError, match=r"^X_train column 'city' has the category ' +[A-Z][a-z]+' with surrounding blanks"):
+    with pytest.raises(InputError,
+                       match=r"^X_train column 'city' has the category ' +[A-Z][a-z]+' with surrounding blanks"):
         export_model(make_pipeline(mixed_columns(handle_unknown="ignore"), Ridge()).fit(padded, price), padded)
 
 
@@ -365,7 +367,8 @@ def test_stored_allowlists_only_narrow_and_are_checked_by_a_fixed_rule(tmp_path)
         with pytest.raises(ArtifactError, match=rf"refusing to admit {module}\.{name}: "):
             artifacts.load_pickle(path)
     allow.write_text(json.dumps(dict(stored, globals=[g for g in stored["globals"] if g[1] != "PolynomialFeatures"])))
-    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.preprocessing\._polynomial\.PolynomialFeatures"):
+    with pytest.raises(ArtifactError,
+                       match=r"refusing to load sklearn\.preprocessing\._polynomial\.PolynomialFeatures"):
         artifacts.load_pickle(path)
     allow.write_text(json.dumps(dict(stored, sha256="0" * 64)))
     with pytest.raises(ArtifactError, match=r"is the allowlist of another pickle"):

@@ -403,8 +403,11 @@ def raw_frames(draw):
     from ppml.features import RAW_COLUMNS
 
     rows = draw(st.integers(1, 3))
-    cell = lambda column: (st.sampled_from(LAPTOP_VALUES[column]) | st.text(max_size=25) | TRICKY_STRINGS
-                           | st.none() | st.floats() | st.integers())
+
+    def cell(column):
+        return (st.sampled_from(LAPTOP_VALUES[column]) | st.text(max_size=25) | TRICKY_STRINGS
+                | st.none() | st.floats() | st.integers())
+
     data = {c: [draw(cell(c)) for _ in range(rows)] for c in RAW_COLUMNS
             if draw(st.integers(0, 30))}  # now and then a column is missing
     return pd.DataFrame(data, index=draw(st.sampled_from([None, [f"r{i}" for i in range(rows)]])))

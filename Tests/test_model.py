@@ -70,7 +70,8 @@ def test_train_command_without_target_is_still_the_laptop_model(tmp_path, retrai
 
     from ppml.cli import main
 
-    result = CliRunner().invoke(main, ["train", str(ROOT / "Data" / "laptop_data.csv"), "--out-dir", str(tmp_path), "-q"])
+    result = CliRunner().invoke(main, ["train", str(ROOT / "Data" / "laptop_data.csv"), "--out-dir", str(tmp_path),
+                                       "-q"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].startswith("held-out R² (log price): 0.")
     _, out = retrained

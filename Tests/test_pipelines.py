@@ -86,14 +86,16 @@ def test_folder_mode_processes_once_skips_done_and_reports_failures(tmp_path, bu
 
     r = stage(encrypt_command, ["incoming", "--model", str(ROOT), "--key-size", "1024", *WEAK])
     assert r.exit_code == 1
-    assert "Error: incoming/broken.csv: row 2, column 'Weight': cannot parse 'heavy' (expected e.g. '1.37kg')\n" in r.stderr
+    assert ("Error: incoming/broken.csv: row 2, column 'Weight': cannot parse 'heavy' (expected e.g. '1.37kg')\n"
+            in r.stderr)
     assert r.stderr.endswith("encrypt incoming: processed 2, skipped 0, failed 1\n")
     assert sorted(os.listdir("Encrypted_Data")) == [".ppml-manifest.json", "monday.json", "tuesday.json"]
 
     r = stage(score_command, ["Encrypted_Data", "--params", PARAMS, *WEAK])
     assert r.exit_code == 0 and r.stderr.endswith("score Encrypted_Data: processed 2, skipped 0, failed 0\n")
     r = stage(decrypt_command, ["Encrypted_Predicted_value", "--model", str(ROOT), *WEAK])
-    assert r.exit_code == 0 and sorted(os.listdir("Predictions")) == [".ppml-manifest.json", "monday.csv", "tuesday.csv"]
+    assert r.exit_code == 0 and sorted(os.listdir("Predictions")) == [".ppml-manifest.json", "monday.csv",
+                                                                      "tuesday.csv"]
     monday = _predictions("Predictions/monday.csv")
     _assert_matches_plaintext(monday, bundled_raw.iloc[:50], pipeline)
 
@@ -136,7 +138,8 @@ def test_dask_cluster_gives_the_local_predictions(tmp_path, bundled_raw):
                                           "--scheduler", address, *WEAK], catch_exceptions=False)
         assert r.exit_code == 0, r.output
     for name in ("local", "dask"):
-        r = runner.invoke(decrypt_command, [f"{name}_answer.json", "-o", f"{name}.csv", "--model", str(ROOT), *WEAK], catch_exceptions=False)
+        r = runner.invoke(decrypt_command, [f"{name}_answer.json", "-o", f"{name}.csv", "--model", str(ROOT), *WEAK],
+                          catch_exceptions=False)
         assert r.exit_code == 0
     assert _predictions("dask.csv") == _predictions("local.csv")
     assert open("dask.json").read() != open("local.json").read()  # fresh randomness, same answers
@@ -234,7 +237,8 @@ def test_results_do_not_depend_on_the_number_of_workers(stage_dir, bundled_raw):
     runner = CliRunner()
     outputs = {}
     for n in ("1", "2", "3"):
-        for command, args in ((encrypt_command, ["r.csv", "-o", f"e{n}.json", "--model", str(ROOT), "--key-size", "1024"]),
+        for command, args in ((encrypt_command, ["r.csv", "-o", f"e{n}.json", "--model", str(ROOT), "--key-size",
+                                                 "1024"]),
                               (score_command, [f"e{n}.json", "-o", f"a{n}.json", "--params", PARAMS]),
                               (decrypt_command, [f"a{n}.json", "-o", f"p{n}.csv"])):
             r = runner.invoke(command, [*args, "-j", n, *WEAK], catch_exceptions=False)

@@ -110,7 +110,8 @@ def console_errors(driver) -> list:
 def foreign_requests(driver, origin: str) -> list:
     """Network requests to anything but ``origin`` (the browser's own chrome:// pages aside)."""
     return [url for url in requested_urls(driver)
-            if not url.startswith(origin + "/") and not url.startswith(("chrome:", "chrome-untrusted:", "about:", "data:"))]
+            if not url.startswith(origin + "/") and not url.startswith(("chrome:", "chrome-untrusted:", "about:",
+                                                                        "data:"))]
 
 
 def requested_urls(driver) -> list:

@@ -89,7 +89,8 @@ def test_columns_are_detected_and_overrides_win():
     (dict(target="y", categorical=["y"]), "--categorical: column 'y' is the target and cannot be a feature"),
     (dict(target="y", numeric=["a"], categorical=["a"]),
      "column(s) 'a' cannot be both --numeric and --categorical"),
-    (dict(target="y", ignore=["a", "b"]), "no feature columns: every column is the target, the id or ignored (a, b, y)"),
+    (dict(target="y", ignore=["a", "b"]),
+     "no feature columns: every column is the target, the id or ignored (a, b, y)"),
 ])
 def test_detection_errors(kwargs, message):
     frame = pd.DataFrame({"a": ["1"], "b": ["x"], "y": ["2"]})

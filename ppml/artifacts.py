@@ -254,7 +254,8 @@ def write_model(col_tnf, pipeline, params: ModelParameters, out_dir=".") -> list
     of a pickle that no longer needs one is removed."""
     out = Path(out_dir)
     contents, stale = [], []
-    for path, obj, default in ((out / COL_TNF, col_tnf, CUSTOMER_GLOBALS), (out / PIPELINE, pipeline, PIPELINE_GLOBALS)):
+    for path, obj, default in ((out / COL_TNF, col_tnf, CUSTOMER_GLOBALS),
+                               (out / PIPELINE, pipeline, PIPELINE_GLOBALS)):
         data, names = checked_pickle(obj, default)
         contents.append((path, data))
         if names is None:

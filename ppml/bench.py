@@ -22,7 +22,8 @@ Both use the same N records (default 1,000, the bundled ``Data/laptop_data.csv``
 order, cycled when N exceeds its 1,300 rows, Price column dropped) and one key pair (built by
 ``ppml.paillier.generate_keypair``; phe's key objects are made from the same ``n``, ``p``,
 ``q``). Every stage is timed with ``time.perf_counter``; "documents" is the original style's
-time to serialize and write its documents (ours writes them inside each stage). The output gives per-record milliseconds per stage, the
+time to serialize and write its documents (ours writes them inside each stage). The output
+gives per-record milliseconds per stage, the
 end-to-end ratio original/ours, document bytes per record, peak resident memory
 (``ru_maxrss`` of this process and of its largest child process) and the largest
 ``|log(decrypted price) − pipeline.predict(record)|`` against the plaintext scikit-learn

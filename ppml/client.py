@@ -30,7 +30,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
+from collections.abc import Callable, Iterator
 
 from . import files
 from .errors import DocumentError, KeyMismatchError, OutputError, PpmlError

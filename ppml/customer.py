@@ -8,7 +8,7 @@ so decryption starts fast.
 from __future__ import annotations
 
 import sys
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from . import files
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec

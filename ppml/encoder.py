@@ -16,7 +16,7 @@ scikit-learn to load, through an allowlist computed when it was written
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -158,7 +158,7 @@ class CompiledColumns:
         return lower, upper
 
     @classmethod
-    def from_sklearn(cls, ct, fallback: bool = False, input_names=None) -> "CompiledColumns":
+    def from_sklearn(cls, ct, fallback: bool = False, input_names=None) -> CompiledColumns:
         """Compile a fitted ColumnTransformer part by part (see :func:`compile_blocks`). A part
         with no exact rule raises TypeError, or with ``fallback`` stays a fitted scikit-learn
         object (:class:`SklearnBlock`). ``input_names`` name the columns of a transformer fitted
@@ -327,7 +327,7 @@ class CustomerTransform:
         return list(self.columns.names)
 
     @classmethod
-    def from_pipeline(cls, pipeline) -> "CustomerTransform":
+    def from_pipeline(cls, pipeline) -> CustomerTransform:
         steps = dict(pipeline.named_steps)
         features = steps.get("features")
         func = getattr(features, "func", None) if features is not None and features != "passthrough" else None

@@ -26,7 +26,7 @@ class PpmlError(Exception):
         # raised in worker processes arrive intact.
         return (_rebuild, (type(self), self.message, self.source))
 
-    def with_source(self, source: str) -> "PpmlError":
+    def with_source(self, source: str) -> PpmlError:
         """Attach the file name once it is known (readers deep down do not know it)."""
         if self.source is None:
             self.source = source

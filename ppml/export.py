@@ -145,7 +145,8 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
     from .tabular import TabularFeatures
 
     if not isinstance(X_train, pd.DataFrame):
-        raise InputError(f"X_train must be a pandas DataFrame of the raw training columns, got {type(X_train).__name__}")
+        raise InputError("X_train must be a pandas DataFrame of the raw training columns, "
+                         f"got {type(X_train).__name__}")
     steps, final, ttr = _unwrap(estimator)
     raw_columns = _input_columns(estimator, X_train)
     numeric, categorical = _column_kinds(X_train, raw_columns)
@@ -177,7 +178,8 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
         link = ClassLink(tuple(classes), _probability(final))
     outputs = _output_names(target, classes, len(b))
     exported = ExportedModel(transformer, estimator, W.tolist(), b.tolist(), outputs, link, classes,
-                             list(columns.names), lower, upper, {k: (float(lo), float(hi)) for k, (lo, hi) in inputs.items()},
+                             list(columns.names), lower, upper,
+                             {k: (float(lo), float(hi)) for k, (lo, hi) in inputs.items()},
                              _decision_tolerance(link, tolerance), notes, single)
     _check_agreement(exported, X_train)
     _check_loadable(exported)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd

@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 #: Work estimate (batches) used to size precomputed tables when an input is longer than the part
 #: read ahead: large enough that tables are sized for throughput.

@@ -6,7 +6,7 @@ re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.sco
 """
 from __future__ import annotations
 
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
 from .errors import DocumentError, KeyMismatchError

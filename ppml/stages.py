@@ -17,7 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import customer, files, server
 from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count

@@ -166,7 +166,8 @@ def export(model_pkl, data, targets, bounds, out_dir, quiet):
     estimator = load_estimator(model_pkl)
     frame = training_frame(data, estimator, targets)
     try:
-        exported = export_artifacts(estimator, frame, out_dir, bounds=parse_bounds(bounds), target=list(targets) or None)
+        exported = export_artifacts(estimator, frame, out_dir, bounds=parse_bounds(bounds),
+                                    target=list(targets) or None)
     except InputError as e:  # the training records or --bounds
         raise e.with_source(data)
     except PpmlError as e:  # the estimator

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import DocumentError, EncodingRangeError
 from ..validation import shown
@@ -146,7 +146,7 @@ class FixedPointCodec:
                 "slot_bits": self.slot_bits}
 
     @classmethod
-    def from_dict(cls, d) -> "FixedPointCodec":
+    def from_dict(cls, d) -> FixedPointCodec:
         if not isinstance(d, dict):
             raise DocumentError("codec must be an object with feature_bits, weight_bits, slot_bits")
         try:

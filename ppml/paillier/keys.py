@@ -114,7 +114,7 @@ class PublicKey:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, allow_weak: bool = False) -> "PublicKey":
+    def from_dict(cls, d: dict, allow_weak: bool = False) -> PublicKey:
         """Parse and validate a public key: odd composite-looking ``n`` of the declared size,
         ``h_s`` a unit modulo ``n²``, fingerprint consistent."""
         _check_header(d, PUBLIC_FORMAT)
@@ -206,7 +206,7 @@ class PrivateKey:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, public: PublicKey) -> "PrivateKey":
+    def from_dict(cls, d: dict, public: PublicKey) -> PrivateKey:
         """The private key for ``public``, refused unless it is a well-formed pair whose
         generator passes :meth:`check_generator`."""
         _check_header(d, PRIVATE_FORMAT)
@@ -226,7 +226,7 @@ class PrivateKey:
         return private
 
     @classmethod
-    def restore(cls, d: dict) -> "PrivateKey":
+    def restore(cls, d: dict) -> PrivateKey:
         """The key pair from the private-key file alone (it records ``h_s``): for a key folder
         whose public key was lost, e.g. a run killed between writing the two files."""
         _check_header(d, PRIVATE_FORMAT)

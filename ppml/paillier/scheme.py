@@ -21,7 +21,7 @@ the customer chose that key, and could have chosen an ``h_s`` whose powers it ca
 from __future__ import annotations
 
 import secrets
-from typing import Sequence
+from collections.abc import Sequence
 
 import gmpy2
 

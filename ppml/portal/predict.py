@@ -40,7 +40,7 @@ class Customer:
     http: object = None  # an httpx.Client reused for every request (None: a new one each time)
 
     @classmethod
-    def load(cls, server: str, token: str, model_dir, keys: stages.CustomerKeys, http=None) -> "Customer":
+    def load(cls, server: str, token: str, model_dir, keys: stages.CustomerKeys, http=None) -> Customer:
         """The model from ``model_dir`` (``col_tnf.pkl`` and ``Encrypted_ModelParameters/``),
         checked to belong together, and the key pair (created now if the store has none)."""
         spec = artifacts.load_spec(model_dir)

@@ -83,7 +83,8 @@ class PublicModel:
     def __init__(self, params: ModelParameters, model_dir: Path | None):
         self.spec = params.spec
         self.files: dict[str, tuple[bytes, str]] = {}
-        self.files[artifacts.MODEL_JSON] = (files.dump_json(self.spec.to_dict()).encode(), PUBLIC_FILES[artifacts.MODEL_JSON])
+        self.files[artifacts.MODEL_JSON] = (files.dump_json(self.spec.to_dict()).encode(),
+                                            PUBLIC_FILES[artifacts.MODEL_JSON])
         if model_dir is not None and (model_dir / artifacts.COL_TNF).is_file():
             data = files.read_bytes(model_dir / artifacts.COL_TNF)
             self.files[artifacts.COL_TNF] = (data, PUBLIC_FILES[artifacts.COL_TNF])

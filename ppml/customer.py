@@ -74,7 +74,8 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
             reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8",
                                  chunksize=chunk_records)
         frames = reader if chunk_records else iter([reader])
-        seen_ids, offset = set(), 0
+        seen_ids: set = set()
+        offset = 0
         while True:
             with CsvErrors(source):
                 frame = next(frames, None)

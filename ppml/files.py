@@ -316,7 +316,7 @@ def _lock(fd: int, folder: Path, timeout: float | None) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
             return
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            if deadline is None or time.monotonic() >= deadline:  # (a blocking flock does not raise this)
                 os.close(fd)
                 waited = f"for {timeout:g} s" if timeout else "(not waiting)"
                 raise OutputError(f"another run is writing into this folder and held its lock {waited}; try "

@@ -85,7 +85,8 @@ class CustomerKeys:
     def __init__(self, store, bits: int | None = None, allow_weak: bool = False,
                  on_create: Callable | None = None):
         self.store, self.allow_weak, self.on_create = store, allow_weak, on_create
-        self._bits, self._pair = bits, None
+        self._bits = bits
+        self._pair: tuple | None = None
 
     @property
     def bits(self) -> int:

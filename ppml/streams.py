@@ -169,7 +169,7 @@ class DocumentReader:
         _, event, value = next(self._events)
         if event != "start_map":
             return _build(self._events, event, value, self.name)
-        header = {}
+        header: dict = {}
         for _, event, key in self._events:
             if event == "end_map":
                 self._after_batches = True  # no batches at all
@@ -177,8 +177,13 @@ class DocumentReader:
             if key == "batches":
                 self._after_batches = False
                 return header
-            header[key] = _build(self._events, *next(self._events)[1:], self.name)
+            header[key] = self._next_value()
         raise AssertionError("unreachable: the parser ends every object")
+
+    def _next_value(self):
+        """The next whole value of the document (a field's, after its key)."""
+        _, event, value = next(self._events)
+        return _build(self._events, event, value, self.name)
 
     def _json_batches(self) -> Iterator:
         if self._after_batches:
@@ -196,7 +201,7 @@ class DocumentReader:
         for _, event, value in self._events:  # fields after the batches: only "records" is read
             if event == "end_map":
                 break
-            field = _build(self._events, *next(self._events)[1:], self.name)
+            field = self._next_value()
             if value == "records":
                 self.declared_records = field
         for _ in self._events:  # the parser refuses anything but white space after the value
@@ -279,8 +284,9 @@ def _build(events, event: str, value, name: str):
     """The Python value whose first parse event is ``(event, value)``, built from ``events``."""
     if event not in ("start_map", "start_array"):
         return value
-    root = {} if event == "start_map" else []
-    stack, key = [root], None
+    root: dict | list = {} if event == "start_map" else []
+    stack: list = [root]
+    key = None
     for _, event, value in events:
         top = stack[-1]
         if event == "map_key":

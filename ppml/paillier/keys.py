@@ -147,6 +147,12 @@ class PrivateKey:
     q: gmpy2.mpz
     p_factors: tuple
     q_factors: tuple
+    # CRT constants, computed from p and q in __post_init__.
+    _p_sq: gmpy2.mpz = field(init=False, repr=False)
+    _q_sq: gmpy2.mpz = field(init=False, repr=False)
+    _hp: gmpy2.mpz = field(init=False, repr=False)
+    _hq: gmpy2.mpz = field(init=False, repr=False)
+    _p_inv_q: gmpy2.mpz = field(init=False, repr=False)
 
     def __post_init__(self):
         (p, pf), (q, qf) = sorted(((gmpy2.mpz(self.p), tuple(map(gmpy2.mpz, self.p_factors))),
@@ -314,7 +320,7 @@ def generate_keypair(bits: int = DEFAULT_KEY_BITS, allow_weak: bool = False) -> 
         if p != q and n.bit_length() == bits and gmpy2.gcd(p - 1, q - 1) == 2:
             break
     public = PublicKey(n, djn_generator(p, q, p_factors, q_factors))
-    return public, PrivateKey(public, p, q, p_factors, q_factors)
+    return public, PrivateKey(public, p, q, tuple(p_factors), tuple(q_factors))
 
 
 def djn_generator(p, q, p_factors, q_factors) -> gmpy2.mpz:

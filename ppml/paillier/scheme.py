@@ -134,7 +134,8 @@ def choose_table(exp_bits: int, count: int, modulus_bits: int, workers: int = 1,
     ``("none",)`` when plain ``powmod`` (about ``exp_bits`` multiplications each) is cheaper."""
     workers = max(1, workers)
     entry_bytes = modulus_bits // 8 + 40
-    best, best_cost = ("none",), count * exp_bits / workers
+    best: tuple = ("none",)
+    best_cost = count * exp_bits / workers
     for w in range(1, 13):
         rows = -(-exp_bits // w)
         if rows * ((1 << w) - 1) * entry_bytes > TABLE_MEMORY_LIMIT:
@@ -163,6 +164,7 @@ class _FixedBasePow:
     def __init__(self, base, modulus, exp_bits: int, expected: int, workers: int = 1, comb: bool = False):
         self.base, self.modulus = gmpy2.mpz(base), gmpy2.mpz(modulus)
         kind = choose_table(exp_bits, expected, self.modulus.bit_length(), workers, comb)
+        self.table: CombTable | FixedBaseTable | None
         if kind[0] == "comb":
             self.table = CombTable(base, modulus, exp_bits, kind[1], kind[2])
         elif kind[0] == "window":
@@ -192,7 +194,7 @@ class Encryptor:
         n = public.n
         if private is not None:
             p_sq, q_sq = private.p ** 2, private.q ** 2
-            self._crt = (p_sq, q_sq, gmpy2.invert(p_sq, q_sq))
+            self._crt: tuple | None = (p_sq, q_sq, gmpy2.invert(p_sq, q_sq))
             self._pow_p = _FixedBasePow(public.h_s % p_sq, p_sq, self.alpha_bits, expected, workers, comb)
             self._pow_q = _FixedBasePow(public.h_s % q_sq, q_sq, self.alpha_bits, expected, workers, comb)
         else:

@@ -26,6 +26,7 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -115,7 +116,7 @@ class _ClientGone(Exception):
     pass
 
 
-def _status_of(error: PpmlError) -> int:
+def _status_of(error: Exception) -> int:
     if isinstance(error, wire.BodyTooLarge):
         return 413
     if isinstance(error, wire.BodyTimeout):
@@ -134,9 +135,10 @@ class Service:
         self.metrics = Metrics()
         self.ready = False
         self.admitted = 0
-        self._turns: asyncio.Semaphore | None = None
-        self._idle: asyncio.Event | None = None
-        self._wanted: asyncio.Event | None = None
+        # Made at start-up, in the event loop, once the number of active requests is known.
+        self._turns: asyncio.Semaphore
+        self._idle: asyncio.Event
+        self._wanted: asyncio.Event
         self._refill_task: asyncio.Task | None = None
         self.schemas = {p.name: p.read_bytes() for p in sorted(SCHEMA_DIR.glob("*.json"))}
 
@@ -164,7 +166,7 @@ class Service:
     # -- POST /v1/score ------------------------------------------------------------------------
     async def score(self, scope, receive, send) -> None:
         started = time.perf_counter()
-        log = dict(client=None, records=0, batches=0, bytes_in=0, bytes_out=0, error=None)
+        log: dict[str, Any] = dict(client=None, records=0, batches=0, bytes_in=0, bytes_out=0, error=None)
         status = 500
         self.metrics.in_flight.inc()
         try:
@@ -253,7 +255,7 @@ class Service:
             try:
                 doc, jsonl = await self._header(reader)
                 batches = reader.batches().__aiter__()
-                peek = []
+                peek: list = []
                 complete = False
                 while len(peek) < PEEK_BATCHES:
                     try:

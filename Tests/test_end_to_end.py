@@ -71,7 +71,7 @@ def test_readable_output_and_missing_input_as_a_user_sees_them(tmp_path, pipelin
     _ok(run_script("CustomerEncrypts.py", "--key-size", "1024", "--allow-weak-key", cwd=tmp_path))
     _ok(run_script("ServerModelRun.py", "--allow-weak-key", cwd=tmp_path))
     out = _ok(run_script("CustomerDecrypts.py", "--allow-weak-key", cwd=tmp_path)).stdout.decode()
-    from ppml.customer import SAMPLE_LAPTOP
+    from ppml.records import SAMPLE_LAPTOP
 
     price = math.exp(pipeline.predict(pd.DataFrame([SAMPLE_LAPTOP]))[0])
     assert out == f"0: Price = {price:,.2f}\n"

@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, PpmlServer
-from ppml.stages import readable
-from ppml.customer import SAMPLE_LAPTOP
+from ppml.display import readable
+from ppml.records import SAMPLE_LAPTOP
 
 CHROMIUM = os.environ.get("PPML_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PPML_CHROMEDRIVER", "/usr/bin/chromedriver")

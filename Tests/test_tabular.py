@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
-from ppml import artifacts, customer, server
+from ppml import artifacts, customer, records, server
 from ppml.documents import EncryptedFeatures, EncryptedPredictions
 from ppml.errors import ArtifactError, EncodingRangeError, FeatureParseError, InputError
 from ppml.links import TargetLink
@@ -257,7 +257,7 @@ def _encrypted_predictions(model_dir, csv_path, keypair) -> dict:
     col_tnf = artifacts.load_pickle(model_dir / artifacts.COL_TNF)
     params = artifacts.load_parameters(model_dir / artifacts.PARAMS_DIR)
     m = spec.codec.slots_for(public.bits)
-    chunks = customer.iter_record_chunks(str(csv_path), csv_path.name, m * 4)
+    chunks = records.iter_record_chunks(str(csv_path), csv_path.name, m * 4)
     doc = customer.features_header(spec, public)
     doc.batches = list(customer.encrypt_stream(customer.prepare_chunks(chunks, col_tnf, spec), spec, public,
                                                private, workers=1, expected_batches=64))

@@ -24,7 +24,6 @@ import hashlib
 import io
 import json
 import os
-import stat
 import sys
 import tempfile
 import time
@@ -83,9 +82,7 @@ def read_token(token_file=None, environ=None) -> str:
             raise PpmlError("token file not found", path) from None
         except OSError as e:
             raise PpmlError(f"cannot read: {e.strerror}", path) from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise PpmlError(f"permissions {stat.S_IMODE(st.st_mode):04o} are too open: a token file must be "
-                            f"readable by its owner only (chmod 600 {path})", path)
+        files.refuse_open_permissions(path, st.st_mode, "a token file")
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as e:
@@ -215,36 +212,34 @@ class _Upload:
 def content_type(head: bytes) -> str:
     """``application/x-ndjson`` for a JSON Lines document (its first line is a header with
     ``"layout": "jsonl"``), else ``application/json``."""
+    from .streams import jsonl_header
+
     first = head.lstrip().split(b"\n", 1)
     if len(first) == 2:
         try:
-            header = json.loads(first[0])
-        except ValueError:
-            header = None
-        if isinstance(header, dict) and header.get("layout") == "jsonl" and "batches" not in header:
-            return "application/x-ndjson"
+            if jsonl_header(first[0] + b"\n", "document") is not None:
+                return "application/x-ndjson"
+        except PpmlError:
+            pass  # not JSON: the service says what is wrong with it
     return "application/json"
 
 
 class _Sink:
     """Where the answer goes: a file (appears atomically, only if the answer is complete),
-    stdout (``-``) or a binary file object."""
+    stdout (``-``) or a binary file object; what ends it is checked before it is committed."""
 
     def __init__(self, output):
-        self.atomic = None
-        self.out = None
-        if isinstance(output, (str, Path)) and str(output) != files.STDIO:
-            self.atomic = files.AtomicFile(output)
+        self.out: files.Output | BinaryIO
+        if isinstance(output, (str, Path)):
+            self.out = files.StdoutSink() if str(output) == files.STDIO else files.AtomicFile(output)
         else:
-            self.out = sys.stdout.buffer if str(output) == files.STDIO else output
+            self.out = output
         self.written = 0
         self.tail = b""
 
     def write(self, data: bytes) -> None:
-        if self.atomic is not None:
-            self.atomic.write(data)
-        else:
-            self.out.write(data)
+        self.out.write(data)
+        if not isinstance(self.out, files.AtomicFile):  # downstream sees the answer as it comes
             self.out.flush()
         self.written += len(data)
         self.tail = (self.tail + data)[-(CHUNK):]
@@ -265,12 +260,12 @@ class _Sink:
             raise ServiceError("the answer was cut short (connection lost)", url)
 
     def commit(self) -> None:
-        if self.atomic is not None:
-            self.atomic.commit()
+        if isinstance(self.out, files.Output):
+            self.out.commit()
 
     def abort(self) -> None:
-        if self.atomic is not None:
-            self.atomic.abort()
+        if isinstance(self.out, files.Output):
+            self.out.abort()
 
 
 def _error_message(response) -> str:

@@ -570,7 +570,7 @@ def training_frame(path, estimator, targets=()):
     import pandas as pd
 
     from . import files
-    from .customer import CsvErrors
+    from .records import CsvErrors
 
     source = files.display_name(path)
     with CsvErrors(source):

@@ -12,11 +12,12 @@ import fcntl
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
 
-from .errors import DocumentError, OutputError
+from .errors import DocumentError, OutputError, PpmlError
 
 STDIO = "-"
 
@@ -164,6 +165,14 @@ def silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):
         pass
+
+
+def refuse_open_permissions(path, st_mode: int, what: str, error: type[PpmlError] = PpmlError) -> None:
+    """A secret file (a private key, a bearer token) that its group or others may read is
+    refused, with the command that fixes it."""
+    if st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise error(f"permissions {stat.S_IMODE(st_mode):04o} are too open: {what} must be readable by its "
+                    f"owner only (chmod 600 {path})", str(path))
 
 
 def current_umask() -> int:

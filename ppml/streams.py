@@ -53,6 +53,18 @@ def wants_jsonl(path) -> bool:
     return str(path) == files.STDIO or str(path).endswith(".jsonl")
 
 
+def jsonl_header(first: bytes, name: str, lineno: int | None = None) -> dict | None:
+    """The header, if ``first`` (a document's first non-blank line, newline included) is a JSON
+    Lines header; None for the JSON layout. A JSON Lines header is one short line that says so;
+    anything else is the JSON layout, whose first line may be the whole document (so it is not
+    parsed here, only streamed)."""
+    if first.endswith(b"\n") and b'"layout"' in first and b'"batches"' not in first:
+        head = files.parse_json(first, name, lineno)
+        if isinstance(head, dict) and head.get("layout") == JSONL:
+            return head
+    return None
+
+
 def header_text(header: dict, jsonl: bool) -> bytes:
     """The start of a document in a layout: the JSON Lines header line, or the JSON object up
     to its ``"batches":[`` (a declared ``records`` goes to the end instead)."""
@@ -135,13 +147,10 @@ class DocumentReader:
             first = self._stream.readline(self.limits.header_bytes + 1)
         if not first.strip():
             raise DocumentError("is empty, expected a JSON document", self.name)
-        # A JSON Lines header is one short line that says so; anything else is the JSON layout,
-        # whose first line may be the whole document (so it is not parsed here, only streamed).
-        if first.endswith(b"\n") and b'"layout"' in first and b'"batches"' not in first:
-            head = files.parse_json(first, self.name, self._lineno if self._lineno > 1 else None)
-            if isinstance(head, dict) and head.get("layout") == JSONL:
-                self.jsonl, self.header = True, head
-                return
+        head = jsonl_header(first, self.name, self._lineno if self._lineno > 1 else None)
+        if head is not None:
+            self.jsonl, self.header = True, head
+            return
         self.jsonl = False
         self._budget = _Budget(self._stream, first, self.limits.header_bytes, self.name)
         self._events = _events(self._budget, self.name)

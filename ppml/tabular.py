@@ -41,7 +41,7 @@ __all__ = [
     "default_bounds", "parse_bounds", "numeric_lookalikes", "unnamed_column_notes",
 ]
 
-#: The column that names records (see :func:`ppml.customer.iter_record_chunks`); never a feature.
+#: The column that names records (see :func:`ppml.records.iter_record_chunks`); never a feature.
 ID_COLUMN = "id"
 NUMBER_EXPECTED = "expected a finite number, e.g. 42 or -3.5"
 CATEGORY_EXPECTED = "expected a category (text)"

@@ -71,7 +71,7 @@ def train(data, target, log_target, categorical, numeric, ignore, bounds, min_fr
     three scripts use (pass them --model DIR / --params DIR/Encrypted_ModelParameters).
     """
     from .. import artifacts, files
-    from ..customer import read_records
+    from ..records import read_records
     from ..errors import PpmlError
 
     if target is None:

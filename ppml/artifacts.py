@@ -1,6 +1,11 @@
 """The model's files: ``col_tnf.pkl``, ``PreProcessingDataAndModel.pkl`` and
 ``Encrypted_ModelParameters/{Model,Coefficients,Intercept}.json``.
 
+Despite its name (kept from the original project, which the three scripts still read),
+``Encrypted_ModelParameters/`` holds the company's weights in plaintext: the server computes
+with plaintext weights on encrypted features, so nothing in it is encrypted. Only the server
+reads ``Coefficients.json`` and ``Intercept.json``; ``Model.json`` is public.
+
 Pickles are loaded with a restricted unpickler that admits only the exact scikit-learn, numpy
 and ppml names these artifacts are made of. Any other global — ``os.system``,
 ``builtins.eval``, ``pandas.read_pickle`` … — is refused before it can be called, so a

@@ -38,7 +38,7 @@ from .errors import ArtifactError, FeatureParseError, InputError, UnsupportedMod
 from .links import FUNCS, ClassLink, TargetLink
 from .paillier.codec import DEFAULT_TOLERANCE
 
-#: Regressors whose ``predict`` is ``X @ coef_.T + intercept_`` (the issue's list).
+#: Regressors whose ``predict`` is ``X @ coef_.T + intercept_``.
 REGRESSORS = ("LinearRegression", "Ridge", "RidgeCV", "Lasso", "LassoCV", "ElasticNet", "ElasticNetCV",
               "SGDRegressor", "HuberRegressor", "BayesianRidge", "ARDRegression", "LinearSVR")
 #: Classifiers whose ``decision_function`` is ``X @ coef_.T + intercept_``.

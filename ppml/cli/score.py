@@ -24,7 +24,8 @@ DEFAULT_PARAMS = "Encrypted_ModelParameters"
                    "stdout (JSON Lines). A name ending in .jsonl is written as JSON Lines. With a "
                    "folder as ENCRYPTED: the output folder (default Encrypted_Predicted_value/).")
 @click.option("--params", "params_dir", default=None, type=click.Path(file_okay=False),
-              help=f"Folder with Model.json, Coefficients.json and Intercept.json (default {DEFAULT_PARAMS}/ "
+              help=f"Folder with Model.json, Coefficients.json and Intercept.json, the plaintext weights "
+                   f"despite the folder's name (default {DEFAULT_PARAMS}/ "
                    "if the current folder has one, else the laptop model's installed with ppml).")
 @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
               help="A trained model folder (`python -m ppml train --out-dir`): uses its "

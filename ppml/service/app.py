@@ -24,7 +24,7 @@ import contextlib
 import hashlib
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,6 @@ class Settings:
     idle_timeout: float = 30.0
     #: Seconds an upload may take in all.
     upload_timeout: float = 600.0
-    extra: dict = field(default_factory=dict)
 
 
 class PublicModel:

@@ -64,15 +64,33 @@ def params():
     return load_parameters(ROOT / PARAMS_DIR)
 
 
-@pytest.fixture
-def stage_dir(tmp_path, monkeypatch):
-    """A customer's working folder: the model's public files (``col_tnf.pkl`` and
-    ``Encrypted_ModelParameters/Model.json``, as the company publishes them), nothing else."""
+def model_folder(dest: Path, public_only: bool = False) -> Path:
+    """``dest`` (created if missing) holding the laptop model's files: what the company
+    publishes to customers (``col_tnf.pkl`` and ``Encrypted_ModelParameters/Model.json``) with
+    ``public_only``, else the whole model folder (with the weights and the scikit-learn pipeline)."""
     import shutil
 
-    (tmp_path / "Encrypted_ModelParameters").mkdir()
-    shutil.copy(ROOT / "Encrypted_ModelParameters" / "Model.json", tmp_path / "Encrypted_ModelParameters")
-    shutil.copy(ROOT / "col_tnf.pkl", tmp_path)
+    (dest / "Encrypted_ModelParameters").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "col_tnf.pkl", dest)
+    names = ["Model.json"] if public_only else ["Model.json", "Coefficients.json", "Intercept.json"]
+    for name in names:
+        shutil.copy(ROOT / "Encrypted_ModelParameters" / name, dest / "Encrypted_ModelParameters")
+    if not public_only:
+        shutil.copy(ROOT / "PreProcessingDataAndModel.pkl", dest)
+    return dest
+
+
+def ok(proc):
+    """A finished subprocess that must have succeeded; its stderr is the failure message."""
+    assert proc.returncode == 0, proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+    return proc
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    """A customer's working folder: the model's public files, as the company publishes them,
+    nothing else."""
+    model_folder(tmp_path, public_only=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -40,7 +40,7 @@ import gmpy2
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT, TEST_KEY_BITS
+from conftest import ROOT, TEST_KEY_BITS, model_folder
 from ppml import files
 from ppml.cli import main
 from ppml.cli.decrypt import decrypt_command
@@ -86,8 +86,7 @@ def _ok(command, args):
 @pytest.fixture(scope="module")
 def base(tmp_path_factory, keypair, other_keypair):
     b = tmp_path_factory.mktemp("base")
-    shutil.copytree(ROOT / "Encrypted_ModelParameters", b / "Encrypted_ModelParameters")
-    shutil.copy(ROOT / "col_tnf.pkl", b / "col_tnf.pkl")
+    model_folder(b)
     _write_keys(b / "PaillierKeys", *keypair)
     _write_keys(b / "OtherKeys", *other_keypair)
     lines = (ROOT / "Data" / "laptop_data.csv").read_text().splitlines(keepends=True)

@@ -13,16 +13,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from conftest import ROOT
+from conftest import ROOT, model_folder
 
 WEAK = ["--allow-weak-key"]
 PARAMS = str(ROOT / "Encrypted_ModelParameters")
-
-
-def _copy_model(dest):
-    for name in ("col_tnf.pkl", "PreProcessingDataAndModel.pkl"):
-        shutil.copy(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "Encrypted_ModelParameters", dest / "Encrypted_ModelParameters")
 
 
 def _script(name):
@@ -40,7 +34,7 @@ def _assert_matches_plaintext(preds: dict, raw, pipeline):
 
 
 def test_three_scripts_in_a_shell_pipeline(tmp_path, bundled_raw, pipeline):
-    _copy_model(tmp_path)
+    model_folder(tmp_path)
     raw = bundled_raw.iloc[:400]
     raw.to_csv(tmp_path / "big.csv", index=False)
     subprocess.run([sys.executable, str(ROOT / "ServerModelRun.py"), "--help"], check=True, capture_output=True)
@@ -55,7 +49,7 @@ def test_three_scripts_in_a_shell_pipeline(tmp_path, bundled_raw, pipeline):
 
 
 def test_closed_pipe_ends_the_upstream_cleanly(tmp_path, bundled_raw):
-    _copy_model(tmp_path)
+    model_folder(tmp_path)
     pd.concat([bundled_raw] * 3).to_csv(tmp_path / "big.csv", index=False)
     start = time.monotonic()
     proc = subprocess.run(["bash", "-c", f"{_script('CustomerEncrypts.py')} big.csv -o - --key-size 1024 "
@@ -109,8 +103,7 @@ def test_folder_mode_processes_once_skips_done_and_reports_failures(tmp_path, bu
     r = stage(decrypt_command, ["Encrypted_Predicted_value", "--model", str(ROOT), *WEAK])
     assert r.stderr == "decrypt Encrypted_Predicted_value: processed 0, skipped 2, failed 0\n"
 
-    # A changed input is redone.
-    time.sleep(0.01)
+    # A changed input is redone (the manifest compares bytes, not modification times).
     bundled_raw.iloc[:10].to_csv(incoming / "monday.csv", index=False)
     r = stage(encrypt_command, ["incoming", "--model", str(ROOT), *WEAK])
     assert r.stderr.endswith("processed 1, skipped 1, failed 1\n")

@@ -14,20 +14,17 @@ import csv
 import hashlib
 import json
 import math
-import re
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import gmpy2
 import pytest
+from conftest import ROOT, PpmlServer
 from phe import paillier
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 REL_TOLERANCE = 1e-9
 
@@ -195,18 +192,10 @@ def test_through_server_model_run(setup):
 def test_through_the_service(setup):
     folder, customer = setup["folder"], setup["customer"]
     token = _run([PY, "-m", "ppml", "clients", "add", "outsider", "--db", "c.db"], folder).stdout.decode().split()[-1]
-    server = subprocess.Popen([PY, "-m", "ppml", "serve", "--model", str(ROOT), "--db", "c.db", "--port", "0",
-                               "--workers", "1", "--allow-weak-key"], cwd=folder, stderr=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, text=True)
+    server = PpmlServer(folder, "serve", "--model", str(ROOT), "--db", "c.db", "--port", "0", "--workers", "1",
+                        "--allow-weak-key")
+    url = server.url
     try:
-        url, deadline = None, time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = server.stderr.readline()
-            if not line:
-                break
-            m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-            url = m.group(1) if m else None
-        assert url, "the service did not start"
         with urllib.request.urlopen(url + "/v1/model", timeout=30) as r:
             assert json.load(r)["model_fingerprint"] == model_fingerprint(setup["model"])
         header, batches = customer.document(setup["ids"], setup["x"])
@@ -227,10 +216,5 @@ def test_through_the_service(setup):
             urllib.request.urlopen(request, timeout=60)
         assert e.value.code == 400 and "h_s" in json.loads(e.value.read())["error"]
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, model_folder, run_script
 
 WEAK = "--allow-weak-key"
 PARAMS = ["--params", str(ROOT / "Encrypted_ModelParameters")]
@@ -109,10 +109,7 @@ def work(tmp_path_factory, bundled_raw):
     """A customer folder with keys, the model's public files, 60 records and their documents;
     ``big.jsonl`` repeats their batches 400 times (about 2,200 batches) for runs long enough
     to interrupt."""
-    folder = tmp_path_factory.mktemp("unattended")
-    (folder / "Encrypted_ModelParameters").mkdir()
-    shutil.copy(ROOT / "Encrypted_ModelParameters" / "Model.json", folder / "Encrypted_ModelParameters")
-    shutil.copy(ROOT / "col_tnf.pkl", folder)
+    folder = model_folder(tmp_path_factory.mktemp("unattended"), public_only=True)
     bundled_raw.iloc[:60].to_csv(folder / "records.csv", index=False)
     for out in ("data.json", "data.jsonl"):
         done = run_script("CustomerEncrypts.py", "records.csv", "-o", out, "--key-size", "1024", WEAK, "-q",

@@ -15,6 +15,8 @@ import pytest
 
 from conftest import PUBLIC_LAPTOPS, model_folder, ok, run_script
 
+pytestmark = pytest.mark.slow
+
 TOLERANCE = 1e-9
 
 

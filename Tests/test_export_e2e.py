@@ -43,7 +43,8 @@ RELATIVE = 1e-9
 PROBABILITY = 1e-9
 
 
-pytestmark = pytest.mark.filterwarnings("ignore")  # convergence and deprecation warnings of the fits
+# Convergence and deprecation warnings of the fits are not what these tests are about.
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
 
 @pytest.fixture(scope="module")

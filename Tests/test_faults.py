@@ -42,6 +42,8 @@ from ppml.keystore import KeyStore
 from ppml.paillier.keys import PrivateKey
 from ppml.streams import DocumentReader
 
+pytestmark = pytest.mark.slow
+
 RECORDS = 300
 TRIALS = 4
 SEED = 20261123

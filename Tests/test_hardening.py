@@ -384,8 +384,10 @@ def nothing(w):
 # ---------------------------------------------------------------------------------------------
 # The battery
 # ---------------------------------------------------------------------------------------------
-def case(name, setup, command, args, status, stderr):
-    return pytest.param(name, setup, command, args, status, stderr, id=name)
+def case(name, setup, command, args, status, stderr, slow: bool = False):
+    """One bad input; ``slow`` cases (tens of seconds of parsing) run only in the full tier."""
+    return pytest.param(name, setup, command, args, status, stderr, id=name,
+                        marks=[pytest.mark.slow] if slow else [])
 
 
 PRICE_ROW = "row 17, column 'Price': price must be a positive number"
@@ -496,7 +498,7 @@ CASES = [
     case("json-empty-file", write(DATA, b""), "score", [WEAK], 3, IN_DATA + "is empty, expected a JSON document"),
     case("json-not-utf8", write(DATA, b'{"format": "\xff"}'), "score", [WEAK], 3, IN_DATA + "is not UTF-8 text"),
     case("json-nested-too-deeply", write(DATA, "[" * 100_000 + "]" * 100_000), "score", [WEAK], 3,
-         IN_DATA + "JSON nested too deeply"),
+         IN_DATA + "JSON nested too deeply", slow=True),
     case("json-nan-constant", nan_in_document, "score", [WEAK], 3,
          IN_DATA + "invalid JSON: lexical error: invalid char in json text."),
     case("json-integer-too-long", huge_integer_id, "score", [WEAK], 3,
@@ -661,7 +663,7 @@ CASES = [
          "Error: forest.pkl: RandomForestRegressor is not a linear model: only linear regressors and classifiers "
          "can be scored under encryption (an ensemble's prediction combines many models, not one W·x + b)"),
     case("export-not-a-pickle", nothing, "export", ["records.csv", *EXPORT], 1,
-         "Error: records.csv: cannot unpickle the estimator (UnpicklingError: invalid load key, ' '.)"),
+         "Error: records.csv: cannot unpickle the estimator (UnpicklingError: invalid load key, ' '.)", slow=True),
     case("export-pickle-missing", nothing, "export", ["nope.pkl", *EXPORT], 3, "Error: nope.pkl: file not found"),
     case("export-data-lacks-a-column", training_rows_of("est_train.csv", lambda rows, c: [k for k in c if k != "z"]),
          "export", ["est.pkl", "--data", "bad_train.csv", "--target", "y", "--out-dir", "exported"], 3,
@@ -742,11 +744,16 @@ def check_stderr(stderr: str, status: int, expected: str) -> None:
 
 
 
-def test_the_battery_is_large_and_distinct():
+def test_the_battery_covers_every_command_and_every_documented_failure_status():
+    """Each case has its own name, the real-process list names existing cases, and every
+    command is fed bad input that ends in each failure status the README documents for it."""
     names = [p.values[0] for p in CASES]
-    assert len(names) == len(set(names)) and len(names) >= 40
-    assert set(SUBPROCESS) <= set(names)
+    assert len(names) == len(set(names))
+    assert set(SUBPROCESS) <= set(names), set(SUBPROCESS) - set(names)
     assert {p.values[2] for p in CASES} == set(COMMANDS)
+    assert {p.values[4] for p in CASES} == {1, 2, 3, 4}  # failure, usage, invalid input, mismatch
+    for command in ("encrypt", "score", "decrypt"):
+        assert {p.values[4] for p in CASES if p.values[2] == command} >= {1, 3}, command
 
 
 @pytest.mark.parametrize("name, setup, command, args, status, stderr", CASES)
@@ -764,6 +771,7 @@ def test_bad_input_in_process(name, setup, command, args, status, stderr, base, 
     assert_untouched(before, snapshot(work))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name, setup, command, args, status, stderr",
                          [p for p in CASES if p.values[0] in SUBPROCESS])
 def test_bad_input_as_a_real_process(name, setup, command, args, status, stderr, base, placeholders, tmp_path,

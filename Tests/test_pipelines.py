@@ -33,6 +33,7 @@ def _assert_matches_plaintext(preds: dict, raw, pipeline):
     assert max(abs(math.log(preds[str(i)]) - e) for i, e in enumerate(expected)) <= 1e-9
 
 
+@pytest.mark.slow
 def test_three_scripts_in_a_shell_pipeline(tmp_path, bundled_raw, pipeline):
     model_folder(tmp_path)
     raw = bundled_raw.iloc[:400]
@@ -48,6 +49,7 @@ def test_three_scripts_in_a_shell_pipeline(tmp_path, bundled_raw, pipeline):
     assert not os.path.exists(tmp_path / "Encrypted_Data" / "data.json")  # nothing but the pipe
 
 
+@pytest.mark.slow
 def test_closed_pipe_ends_the_upstream_cleanly(tmp_path, bundled_raw):
     model_folder(tmp_path)
     pd.concat([bundled_raw] * 3).to_csv(tmp_path / "big.csv", index=False)
@@ -109,6 +111,7 @@ def test_folder_mode_processes_once_skips_done_and_reports_failures(tmp_path, bu
     assert r.stderr.endswith("processed 1, skipped 1, failed 1\n")
 
 
+@pytest.mark.slow
 def test_dask_cluster_gives_the_local_predictions(tmp_path, bundled_raw):
     distributed = pytest.importorskip("distributed")
     from ppml.cli.decrypt import decrypt_command

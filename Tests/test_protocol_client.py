@@ -177,6 +177,7 @@ def test_key_fingerprint_example_of_the_spec():
     assert key_fingerprint(0xAB, 0x0C) == "sha256:" + hashlib.sha256(b"ab:c").hexdigest()
 
 
+@pytest.mark.slow
 def test_through_server_model_run(setup):
     folder, customer = setup["folder"], setup["customer"]
     header, batches = customer.document(setup["ids"], setup["x"])
@@ -189,6 +190,8 @@ def test_through_server_model_run(setup):
     _assert_exact(customer.decode(answer), setup["reference"])
 
 
+@pytest.mark.slow
+@pytest.mark.live
 def test_through_the_service(setup):
     folder, customer = setup["folder"], setup["customer"]
     token = _run([PY, "-m", "ppml", "clients", "add", "outsider", "--db", "c.db"], folder).stdout.decode().split()[-1]

@@ -515,6 +515,7 @@ def test_the_service_imports_no_pandas_sklearn_or_numpy(tmp_path):
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+@pytest.mark.slow
 def test_scoring_on_a_dask_cluster(tmp_path, document, laptops, keypair, pipeline):
     distributed = pytest.importorskip("distributed")
     cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None)

@@ -7,6 +7,8 @@ from click.testing import CliRunner
 
 from conftest import ROOT, imported_heavy_modules
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def answered(tmp_path_factory):

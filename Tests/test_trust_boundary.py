@@ -25,6 +25,8 @@ from ppml import files
 from ppml.keystore import KeyStore
 from ppml.paillier.keys import fingerprint_of
 
+pytestmark = pytest.mark.slow
+
 WEAK = "--allow-weak-key"
 RECORDS = 3
 

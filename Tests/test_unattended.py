@@ -23,6 +23,8 @@ import pytest
 
 from conftest import ROOT, model_folder, run_script
 
+pytestmark = pytest.mark.slow
+
 WEAK = "--allow-weak-key"
 PARAMS = ["--params", str(ROOT / "Encrypted_ModelParameters")]
 #: Memory a stage may use on a hostile input (its normal peak is well under this).

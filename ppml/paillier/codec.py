@@ -201,8 +201,3 @@ def error_bound(fx: int, fw: int, lower, upper, weights) -> float:
     sum_x = float(np.maximum(np.abs(np.asarray(lower, dtype=np.float64)),
                              np.abs(np.asarray(upper, dtype=np.float64))).sum())
     return sum_w * 2.0 ** -(fx + 1) + sum_x * 2.0 ** -(fw + 1) + (len(weights) + 2) * 2.0 ** -(fx + fw + 1)
-
-
-def max_abs_error(codec: FixedPointCodec, lower, upper, weights) -> float:
-    """The worst-case decode error that :func:`design_codec` guarantees, for reports."""
-    return error_bound(codec.feature_bits, codec.weight_bits, lower, upper, weights)

@@ -1,8 +1,9 @@
 """The installed toolkit outside a checkout: build a wheel, install it (not editable) into a
 fresh virtual environment, and run the three console scripts with no arguments in an empty
-folder, as the README's first command does in the repository."""
+folder, as the README's first command does in the repository; then the service benchmark."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -51,7 +52,7 @@ def test_console_scripts_work_in_an_empty_folder(tmp_path):
     (wheel,) = wheels.glob("ppml-*.whl")
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", str(wheel)], tmp_path)
+    _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[serve]"], tmp_path)
     work.mkdir()
 
     where = _run([str(bin_dir / "python"), "-c", "import ppml.bundled as b; print(b.laptop_model_dir())"], work)
@@ -64,3 +65,10 @@ def test_console_scripts_work_in_an_empty_folder(tmp_path):
 
     helped = _run([str(bin_dir / "ppml-encrypt"), "--help"], work)
     assert "else the laptop model installed with ppml" in " ".join(helped.stdout.split())
+
+    # The service benchmark, tiny, on the bundled model and data: it runs the installed commands.
+    tiny = ["--key-size", "1024", "--allow-weak-key", "--records", "12", "--clients", "2", "--client-records", "2",
+            "--requests", "1", "--latency-requests", "3", "--workers", "1", "--json"]
+    bench = _run([str(bin_dir / "python"), "-m", "ppml.bench", "--service", *tiny], work, timeout=600)
+    figures = json.loads(bench.stdout)
+    assert figures["large"]["records"] == 12 and figures["concurrent"]["requests"] == 2

@@ -8,6 +8,7 @@ time, two inputs whose outputs collide, a killed folder run's temporary files, a
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -65,6 +66,9 @@ def _finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, floa
         else:
             proc.wait(timeout)  # (its stdout is empty and its stderr one line: no pipe fills up)
             stderr = proc.stderr.read()
+            proc.feeder.join(timeout)  # it stops at the broken pipe
+            with contextlib.suppress(OSError):  # what it had buffered can no longer be delivered
+                proc.stdin.close()
     except subprocess.TimeoutExpired:
         proc.kill()
         raise AssertionError(f"{proc.args} did not end within {timeout} s") from None
@@ -145,7 +149,8 @@ def _score_endlessly(work: Path, output: str, **kwargs) -> subprocess.Popen:
         except (OSError, ValueError):  # the run stopped reading: it ended, or its stdin was closed
             pass
 
-    threading.Thread(target=feed, daemon=True).start()
+    proc.feeder = threading.Thread(target=feed, daemon=True)
+    proc.feeder.start()
     return proc
 
 

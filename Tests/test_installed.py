@@ -52,7 +52,7 @@ def test_console_scripts_work_in_an_empty_folder(tmp_path):
     (wheel,) = wheels.glob("ppml-*.whl")
     venv.create(env_dir, with_pip=True)
     bin_dir = env_dir / "bin"
-    _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[serve]"], tmp_path)
+    _run([str(bin_dir / "python"), "-m", "pip", "install", "--quiet", f"{wheel}[serve]"], tmp_path)  # serve: bench
     work.mkdir()
 
     where = _run([str(bin_dir / "python"), "-c", "import ppml.bundled as b; print(b.laptop_model_dir())"], work)
@@ -66,9 +66,13 @@ def test_console_scripts_work_in_an_empty_folder(tmp_path):
     helped = _run([str(bin_dir / "ppml-encrypt"), "--help"], work)
     assert "else the laptop model installed with ppml" in " ".join(helped.stdout.split())
 
-    # The service benchmark, tiny, on the bundled model and data: it runs the installed commands.
-    tiny = ["--key-size", "1024", "--allow-weak-key", "--records", "12", "--clients", "2", "--client-records", "2",
-            "--requests", "1", "--latency-requests", "3", "--workers", "1", "--json"]
-    bench = _run([str(bin_dir / "python"), "-m", "ppml.bench", "--service", *tiny], work, timeout=600)
+    # Both benchmarks, tiny, on the bundled model and data; the service's runs the installed commands.
+    weak = ["--key-size", "1024", "--allow-weak-key", "--workers", "1", "--json"]
+    bench = _run([str(bin_dir / "python"), "-m", "ppml.bench", "--records", "12", "--baseline-records", "1", *weak],
+                 work, timeout=600)
+    assert json.loads(bench.stdout)["ours"]["records"] == 12
+    tiny = ["--records", "12", "--clients", "2", "--client-records", "2", "--requests", "1", "--latency-requests", "3"]
+    bench = _run([str(bin_dir / "python"), "-m", "ppml.bench", "--service", *tiny, *weak], work, timeout=600)
     figures = json.loads(bench.stdout)
     assert figures["large"]["records"] == 12 and figures["concurrent"]["requests"] == 2
+    assert sorted(p.name for p in work.iterdir()) == ["Encrypted_Data", "Encrypted_Predicted_value", "PaillierKeys"]

@@ -627,10 +627,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", metavar="DIR",
                    help="use the key pair in this folder (PaillierKeys layout) instead of generating one")
     p.add_argument("--workers", type=_positive, default=None, help="processes per stage (default: all cores)")
-    p.add_argument("--model", metavar="DIR", default=".",
-                   help="folder holding col_tnf.pkl, PreProcessingDataAndModel.pkl and Encrypted_ModelParameters/")
-    p.add_argument("--data", metavar="CSV", default=DEFAULT_DATA,
-                   help=f"raw laptop records to cycle through (default {DEFAULT_DATA})")
+    from .bundled import default_model_dir, laptop_model_dir
+
+    p.add_argument("--model", metavar="DIR", default=default_model_dir(),
+                   help="folder holding col_tnf.pkl, PreProcessingDataAndModel.pkl and Encrypted_ModelParameters/ "
+                        "(default: the current folder if it holds a model, else the laptop model installed with ppml)")
+    p.add_argument("--data", metavar="CSV",
+                   default=DEFAULT_DATA if Path(DEFAULT_DATA).exists() else str(laptop_model_dir() / DEFAULT_DATA),
+                   help=f"raw laptop records to cycle through (default {DEFAULT_DATA}, else the installed copy)")
     p.add_argument("--sweep", type=_sizes, nargs="?", const=_sizes(DEFAULT_SWEEP), default=None, metavar="N,N,…",
                    help=f"also run ours alone at each size in a fresh process (default sizes {DEFAULT_SWEEP})")
     p.add_argument("--plot", metavar="FILE.png", help="draw the sweep (time and memory per size); needs matplotlib")

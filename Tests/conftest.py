@@ -3,12 +3,20 @@ security of the size is irrelevant to what these tests check; 3072-bit figures c
 benchmark."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+
+if os.environ.get("PPML_EXPECT_INSTALLED"):  # .ci/run's installed-package run
+    import ppml
+
+    if Path(ppml.__file__).resolve().is_relative_to(ROOT):
+        raise pytest.UsageError(f"PPML_EXPECT_INSTALLED is set but ppml is imported from the checkout "
+                                f"({ppml.__file__}); run the tests from outside it")
 #: The public laptop data set, beside this checkout (or beside the folder of worktrees).
 PUBLIC_LAPTOPS = next((p for p in (ROOT.parent / "shared" / "data" / "laptop_data.csv",
                                    ROOT.parent.parent / "shared" / "data" / "laptop_data.csv") if p.exists()),
@@ -59,15 +67,33 @@ def params():
     return load_parameters(ROOT / PARAMS_DIR)
 
 
-@pytest.fixture
-def stage_dir(tmp_path, monkeypatch):
-    """A customer's working folder: the model's public files (``col_tnf.pkl`` and
-    ``Encrypted_ModelParameters/Model.json``, as the company publishes them), nothing else."""
+def model_folder(dest: Path, public_only: bool = False) -> Path:
+    """``dest`` (created if missing) holding the laptop model's files: what the company
+    publishes to customers (``col_tnf.pkl`` and ``Encrypted_ModelParameters/Model.json``) with
+    ``public_only``, else the whole model folder (with the weights and the scikit-learn pipeline)."""
     import shutil
 
-    (tmp_path / "Encrypted_ModelParameters").mkdir()
-    shutil.copy(ROOT / "Encrypted_ModelParameters" / "Model.json", tmp_path / "Encrypted_ModelParameters")
-    shutil.copy(ROOT / "col_tnf.pkl", tmp_path)
+    (dest / "Encrypted_ModelParameters").mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "col_tnf.pkl", dest)
+    names = ["Model.json"] if public_only else ["Model.json", "Coefficients.json", "Intercept.json"]
+    for name in names:
+        shutil.copy(ROOT / "Encrypted_ModelParameters" / name, dest / "Encrypted_ModelParameters")
+    if not public_only:
+        shutil.copy(ROOT / "PreProcessingDataAndModel.pkl", dest)
+    return dest
+
+
+def ok(proc):
+    """A finished subprocess that must have succeeded; its stderr is the failure message."""
+    assert proc.returncode == 0, proc.stderr if isinstance(proc.stderr, str) else proc.stderr.decode()
+    return proc
+
+
+@pytest.fixture
+def stage_dir(tmp_path, monkeypatch):
+    """A customer's working folder: the model's public files, as the company publishes them,
+    nothing else."""
+    model_folder(tmp_path, public_only=True)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

@@ -35,7 +35,7 @@ with warnings.catch_warnings():  # newer Starlette prefers httpx2 for its TestCl
     from starlette.testclient import TestClient
 
 from conftest import ROOT, key_folder, run_script
-from ppml import artifacts, client, stages
+from ppml import client, stages
 from ppml.cli import main
 from ppml.cli.decrypt import decrypt_command
 from ppml.errors import AnswerMismatchError

@@ -14,6 +14,8 @@ from ppml import bench
 
 from conftest import ROOT, TEST_KEY_BITS
 
+pytestmark = pytest.mark.slow
+
 TINY = ["--records", "40", "--baseline-records", "2", "--key-size", str(TEST_KEY_BITS),
         "--allow-weak-key", "--workers", "1"]
 

@@ -18,7 +18,7 @@ from ppml.cli import main
 from ppml.cli.decrypt import decrypt_command
 from ppml.cli.encrypt import encrypt_command
 from ppml.cli.score import score_command
-from ppml.customer import SAMPLE_LAPTOP
+from ppml.records import SAMPLE_LAPTOP
 
 WEAK = ["--key-size", "1024", "--allow-weak-key"]
 PARAMS = str(ROOT / "Encrypted_ModelParameters")

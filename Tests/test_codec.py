@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ppml.errors import AnswerMismatchError, DocumentError, EncodingRangeError
-from ppml.paillier.codec import FixedPointCodec, design_codec, max_abs_error
+from ppml.paillier.codec import FixedPointCodec, design_codec, error_bound
 
 
 def _scored_total(codec, W, B, X_rows, n=None):
@@ -55,7 +55,7 @@ def test_packed_slots_decode_to_exact_integer_dot_products(model, data, key_bits
     assert 0 <= total < 2 ** (key_bits - 1)
     assert codec.unpack(total, m) == [sum(Wi * Xi for Wi, Xi in zip(W, row)) + B for row in X]
     # …and decodes to the float model within the proven bound.
-    bound = max_abs_error(codec, lower, upper, w)
+    bound = error_bound(codec.feature_bits, codec.weight_bits, lower, upper, w)
     for s, row in zip(codec.unpack(total, m), x):
         exact = sum(Fraction(a) * Fraction(c) for a, c in zip(w, row)) + Fraction(b)
         # decode() rounds once to float: allow half an ulp on top of the proven bound.
@@ -91,8 +91,8 @@ def test_scales_meet_the_tolerance_and_grow_with_it():
     lower, upper, w = [-3.0, 0.0], [800.0, 1.0], [0.4, -0.2]
     coarse = design_codec(lower, upper, w, 10.0, tolerance=2.0 ** -20)
     fine = design_codec(lower, upper, w, 10.0, tolerance=2.0 ** -40)
-    assert max_abs_error(coarse, lower, upper, w) <= 2.0 ** -20
-    assert max_abs_error(fine, lower, upper, w) <= 2.0 ** -40
+    assert error_bound(coarse.feature_bits, coarse.weight_bits, lower, upper, w) <= 2.0 ** -20
+    assert error_bound(fine.feature_bits, fine.weight_bits, lower, upper, w) <= 2.0 ** -40
     assert fine.feature_bits > coarse.feature_bits and fine.slot_bits > coarse.slot_bits
 
 
@@ -114,8 +114,10 @@ def test_key_too_small_for_one_slot():
 
 @pytest.mark.parametrize("d, message", [
     ({"feature_bits": 1, "weight_bits": 1}, "codec lacks 'slot_bits'"),
-    ({"feature_bits": -1, "weight_bits": 1, "slot_bits": 9}, "codec feature_bits must be an integer in [0, 4096], got -1"),
-    ({"feature_bits": 1, "weight_bits": True, "slot_bits": 9}, "codec weight_bits must be an integer in [0, 4096], got True"),
+    ({"feature_bits": -1, "weight_bits": 1, "slot_bits": 9},
+     "codec feature_bits must be an integer in [0, 4096], got -1"),
+    ({"feature_bits": 1, "weight_bits": True, "slot_bits": 9},
+     "codec weight_bits must be an integer in [0, 4096], got True"),
     ("x", "codec must be an object with feature_bits, weight_bits, slot_bits"),
 ])
 def test_codec_from_dict_validates(d, message):

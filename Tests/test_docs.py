@@ -18,14 +18,34 @@ def _commands():
         yield name, main.get_command(ctx, name)
 
 
+#: README.md's sections ("## …"); each command's options are documented in a section that shows
+#: how to run it, or among the options every command shares (the "## Commands" section).
+SECTIONS = re.split(r"\n(?=## )", README)
+SCRIPTS = {"encrypt": "CustomerEncrypts.py", "score": "ServerModelRun.py", "decrypt": "CustomerDecrypts.py"}
+
+
+def _option(opt: str) -> re.Pattern:
+    """``--model`` as a whole option: not the start of ``--model-dir``, not inside ``---``."""
+    return re.compile(rf"(?<![\w-]){re.escape(opt)}(?![\w-])")
+
+
 @pytest.mark.parametrize("name, command", list(_commands()), ids=[n for n, _ in _commands()])
-def test_every_option_is_documented(name, command):
-    assert name in README
+def test_every_option_is_documented_where_its_command_is(name, command):
+    runs = [f"python -m ppml {name}", *([SCRIPTS[name]] if name in SCRIPTS else [])]
+    own = [s for s in SECTIONS if any(r in s for r in runs)]
+    assert own, f"no README section shows how to run {name}"
+    shared = next(s for s in SECTIONS if s.startswith("## Commands"))
     for param in command.params:
         for opt in param.opts:
             if opt.startswith("--") and opt not in ("--help", "--version"):
-                assert opt in README, f"{name} {opt} is not in README.md"
+                assert any(_option(opt).search(s) for s in [*own, shared]), \
+                    f"{name} {opt} is not documented beside `{runs[0]}` in README.md"
     assert command.help and len(command.help.split()) > 5
+
+
+def test_the_option_check_can_fail():
+    assert not _option("--model").search("use --model-dir DIR")
+    assert _option("--model").search("`--model DIR`")
 
 
 def test_readme_opens_with_the_two_set_up_commands_and_ci_runs_the_second():
@@ -34,9 +54,17 @@ def test_readme_opens_with_the_two_set_up_commands_and_ci_runs_the_second():
     assert README.index(run_all) < README.index("## ")  # before any section
     assert run_all.startswith("python -m pip install . && python CustomerEncrypts.py")
     ci = (ROOT / ".ci" / "run").read_text()
-    assert run_tests in ci.splitlines()
-    # ... inside a fresh virtual environment, activated before it.
     lines = ci.splitlines()
-    venv = next(i for i, line in enumerate(lines) if re.match(r"python3? -m venv ", line))
+    assert run_tests in lines
+    # ... inside a fresh virtual environment, activated before it.
     activate = next(i for i, line in enumerate(lines) if line.startswith(". ") and "/bin/activate" in line)
-    assert venv < activate < lines.index(run_tests)
+    assert re.search(r'-m venv "\$venv"', ci) and activate < lines.index(run_tests)
+
+
+def test_ci_runs_the_floor_python_and_the_newest():
+    """The floor ``requires-python`` claims is the lowest version CI runs, and the README's."""
+    floor = re.search(r'^requires-python = ">=(3\.\d+)"$', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert f'low="$(find_python {floor} ' in ci and 'high="$(find_python 3.13 ' in ci
+    assert 'run low "$low" installed' in ci and 'run high "$high" checkout' in ci
+    assert f"Python {floor}+" in README.split("## ")[0]

@@ -67,7 +67,8 @@ def test_every_link_round_trips_and_is_fingerprinted(spec, classes_spec):
     (["y"], {"kind": "target", "steps": [["div", [0.0]]]}, "link step 'div' divides by zero"),
     (["y"], {"kind": "tree"}, "field 'link' must be an object of kind 'target' or 'class'"),
     (["d"], {"kind": "class", "classes": ["a", "a"], "probability": None}, "link classes must be a list of at least"),
-    (["d"], {"kind": "class", "classes": [1, 2, 3], "probability": None}, "3 classes need 3 output(s), the model has 1"),
+    (["d"], {"kind": "class", "classes": [1, 2, 3], "probability": None},
+     "3 classes need 3 output(s), the model has 1"),
     (["d"], {"kind": "class", "classes": [0, 1], "probability": "sigmoid"}, "link probability must be one of"),
 ])
 def test_malformed_links_are_refused(spec, outputs, link, message):
@@ -132,7 +133,8 @@ def _mutate(doc, path, value):
 
 
 @pytest.mark.parametrize("path, value, message", [
-    (("format",), "ppml.encrypted-predictions", "format is 'ppml.encrypted-predictions', expected 'ppml.encrypted-features'"),
+    (("format",), "ppml.encrypted-predictions",
+     "format is 'ppml.encrypted-predictions', expected 'ppml.encrypted-features'"),
     (("version",), 2, "version 2 of 'ppml.encrypted-features' is not supported (supported: 1)"),
     (("version",), True, "version True of 'ppml.encrypted-features' is not supported (supported: 1)"),
     (("records",), 3, "records says 3 but the batches hold 2"),
@@ -175,7 +177,8 @@ def test_predictions_reader_checks_key_and_one_ciphertext_per_output(keypair, ot
     with pytest.raises(KeyMismatchError, match="encrypted for key sha256:"):
         EncryptedPredictions.from_dict(doc, other_keypair[0])
     with pytest.raises(DocumentError, match=r"^batch 0 has 2 ciphertexts, expected 3 \(one per output\)$"):
-        EncryptedPredictions.from_dict(_mutate(doc, ("batches", 0, "ciphertexts"), doc["batches"][0]["ciphertexts"][:2]),
+        EncryptedPredictions.from_dict(_mutate(doc, ("batches", 0, "ciphertexts"),
+                                               doc["batches"][0]["ciphertexts"][:2]),
                                        public)
     with pytest.raises(DocumentError, match=r"^batch 0 ciphertext 2 is not hexadecimal$"):
         EncryptedPredictions.from_dict(_mutate(doc, ("batches", 0, "ciphertexts", 2), "zz"), public)

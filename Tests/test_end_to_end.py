@@ -8,32 +8,22 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import stat
 
 import pandas as pd
 import pytest
 
-from conftest import PUBLIC_LAPTOPS, ROOT, run_script
+from conftest import PUBLIC_LAPTOPS, model_folder, ok, run_script
+
+pytestmark = pytest.mark.slow
 
 TOLERANCE = 1e-9
 
 
-def _copy_model(dest):
-    for name in ("col_tnf.pkl", "PreProcessingDataAndModel.pkl"):
-        shutil.copy(ROOT / name, dest / name)
-    shutil.copytree(ROOT / "Encrypted_ModelParameters", dest / "Encrypted_ModelParameters")
-
-
-def _ok(proc):
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc
-
-
 def _three_stages(workdir, records_csv):
-    _ok(run_script("CustomerEncrypts.py", str(records_csv), "--key-size", "1024", "--allow-weak-key", cwd=workdir))
-    _ok(run_script("ServerModelRun.py", "--allow-weak-key", cwd=workdir))
-    _ok(run_script("CustomerDecrypts.py", "-o", "predictions.csv", "--allow-weak-key", cwd=workdir))
+    ok(run_script("CustomerEncrypts.py", str(records_csv), "--key-size", "1024", "--allow-weak-key", cwd=workdir))
+    ok(run_script("ServerModelRun.py", "--allow-weak-key", cwd=workdir))
+    ok(run_script("CustomerDecrypts.py", "-o", "predictions.csv", "--allow-weak-key", cwd=workdir))
     return pd.read_csv(workdir / "predictions.csv", dtype={"id": str})
 
 
@@ -46,7 +36,7 @@ def test_batch_through_the_three_scripts_matches_the_plaintext_model(tmp_path, s
         batch = raw.sample(150, random_state=1)  # the public file's own formats, in random order
     else:
         batch = bundled_raw.iloc[200:320]
-    _copy_model(tmp_path)
+    model_folder(tmp_path)
     batch.to_csv(tmp_path / "records.csv", index=False)
     predictions = _three_stages(tmp_path, tmp_path / "records.csv")
 
@@ -67,11 +57,11 @@ def test_batch_through_the_three_scripts_matches_the_plaintext_model(tmp_path, s
 
 
 def test_readable_output_and_missing_input_as_a_user_sees_them(tmp_path, pipeline):
-    _copy_model(tmp_path)
-    _ok(run_script("CustomerEncrypts.py", "--key-size", "1024", "--allow-weak-key", cwd=tmp_path))
-    _ok(run_script("ServerModelRun.py", "--allow-weak-key", cwd=tmp_path))
-    out = _ok(run_script("CustomerDecrypts.py", "--allow-weak-key", cwd=tmp_path)).stdout.decode()
-    from ppml.customer import SAMPLE_LAPTOP
+    model_folder(tmp_path)
+    ok(run_script("CustomerEncrypts.py", "--key-size", "1024", "--allow-weak-key", cwd=tmp_path))
+    ok(run_script("ServerModelRun.py", "--allow-weak-key", cwd=tmp_path))
+    out = ok(run_script("CustomerDecrypts.py", "--allow-weak-key", cwd=tmp_path)).stdout.decode()
+    from ppml.records import SAMPLE_LAPTOP
 
     price = math.exp(pipeline.predict(pd.DataFrame([SAMPLE_LAPTOP]))[0])
     assert out == f"0: Price = {price:,.2f}\n"

@@ -20,11 +20,12 @@ from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.feature_selection import RFE, SelectFromModel, SelectKBest, SelectPercentile, VarianceThreshold, f_regression
+from sklearn.feature_selection import (RFE, SelectFromModel, SelectKBest, SelectPercentile, VarianceThreshold,
+                                       f_regression)
 from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.linear_model import (ARDRegression, BayesianRidge, ElasticNet, ElasticNetCV, HuberRegressor, Lasso,
-                                  LassoCV, LinearRegression, LogisticRegression, PoissonRegressor, Ridge, RidgeClassifier,
-                                  RidgeCV, SGDClassifier, SGDRegressor)
+                                  LassoCV, LinearRegression, LogisticRegression, PoissonRegressor, Ridge,
+                                  RidgeClassifier, RidgeCV, SGDClassifier, SGDRegressor)
 from sklearn.multioutput import MultiOutputRegressor
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
@@ -204,7 +205,8 @@ def test_transformed_target_regressors_apply_the_inverse_exactly():
     check_regression(exported, log, X)
 
     X, y = dataset_frame(load_diabetes)
-    scaled = make_pipeline(StandardScaler(), TransformedTargetRegressor(Lasso(alpha=0.01), transformer=StandardScaler()))
+    scaled = make_pipeline(StandardScaler(), TransformedTargetRegressor(Lasso(alpha=0.01),
+                                                                        transformer=StandardScaler()))
     scaled.fit(X, y)
     exported = export_model(scaled, X)
     assert [op for op, _ in exported.link.steps] == ["mul", "add"]
@@ -434,7 +436,8 @@ def test_training_frames_a_csv_record_cannot_give_are_refused():
     with pytest.raises(InputError, match=r"^X_train: row 3, column 'size': cannot parse nan"):
         export_model(estimator, X.assign(size=X["size"].where(X.index != 3)))
     padded = X.assign(city=X["city"].str.pad(7))
-    with pytest.raises(InputError, match=r"^X_train column 'city' has the category ' +[A-Z][a-z]+' with surrounding blanks"):
+    with pytest.raises(InputError,
+                       match=r"^X_train column 'city' has the category ' +[A-Z][a-z]+' with surrounding blanks"):
         export_model(make_pipeline(mixed_columns(handle_unknown="ignore"), Ridge()).fit(padded, price), padded)
 
 
@@ -460,7 +463,8 @@ def test_stored_allowlists_only_narrow_and_are_checked_by_a_fixed_rule(tmp_path)
         with pytest.raises(ArtifactError, match=rf"refusing to admit {module}\.{name}: "):
             artifacts.load_pickle(path)
     allow.write_text(json.dumps(dict(stored, globals=[g for g in stored["globals"] if g[1] != "SGDRegressor"])))
-    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.linear_model\._stochastic_gradient\.SGDRegressor"):
+    with pytest.raises(ArtifactError,
+                       match=r"refusing to load sklearn\.linear_model\._stochastic_gradient\.SGDRegressor"):
         artifacts.load_pickle(path)
     allow.write_text(json.dumps(dict(stored, sha256="0" * 64)))
     with pytest.raises(ArtifactError, match=r"is the allowlist of another pickle"):

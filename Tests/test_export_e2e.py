@@ -33,7 +33,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.svm import LinearSVC, LinearSVR
 
 import ppml
-from conftest import TEST_KEY_BITS, dataset_frame, imported_heavy_modules, mixed_frame, run_script
+from conftest import TEST_KEY_BITS, dataset_frame, imported_heavy_modules, mixed_frame, ok, run_script
 from ppml import artifacts, stages
 from ppml.keystore import KeyStore
 
@@ -43,21 +43,17 @@ RELATIVE = 1e-9
 PROBABILITY = 1e-9
 
 
-pytestmark = pytest.mark.filterwarnings("ignore")  # convergence and deprecation warnings of the fits
+# Convergence and deprecation warnings of the fits are not what these tests are about.
+pytestmark = [pytest.mark.slow, pytest.mark.filterwarnings("ignore")]
 
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     """One key pair for the module, made as a customer makes it."""
     folder = tmp_path_factory.mktemp("keys") / "keys"
-    _ok(subprocess.run([PY, "-m", "ppml", "keygen", "--keys", str(folder), "--key-size", str(TEST_KEY_BITS), WEAK,
+    ok(subprocess.run([PY, "-m", "ppml", "keygen", "--keys", str(folder), "--key-size", str(TEST_KEY_BITS), WEAK,
                         "-q"], capture_output=True, timeout=120))
     return folder
-
-
-def _ok(proc):
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc
 
 
 def mixed(n: int = 120, seed: int = 7):
@@ -111,19 +107,19 @@ def company_exports(work, estimator, train: pd.DataFrame, *targets: str) -> subp
 def customer_scores(work, keys, printed: bool = False) -> subprocess.CompletedProcess:
     """The three scripts on the training CSV itself (its target columns are ignored)."""
     common = ["--model", "model", WEAK, "-q"]
-    _ok(run_script("CustomerEncrypts.py", "train.csv", "-o", "enc.json", "--keys", str(keys), *common, cwd=work))
-    _ok(run_script("ServerModelRun.py", "enc.json", "-o", "answer.json", *common, cwd=work))
-    _ok(run_script("CustomerDecrypts.py", "answer.json", "-o", "predictions.csv", "--keys", str(keys), *common,
+    ok(run_script("CustomerEncrypts.py", "train.csv", "-o", "enc.json", "--keys", str(keys), *common, cwd=work))
+    ok(run_script("ServerModelRun.py", "enc.json", "-o", "answer.json", *common, cwd=work))
+    ok(run_script("CustomerDecrypts.py", "answer.json", "-o", "predictions.csv", "--keys", str(keys), *common,
                    cwd=work))
     if printed:
-        return _ok(run_script("CustomerDecrypts.py", "answer.json", "--keys", str(keys), *common, cwd=work))
+        return ok(run_script("CustomerDecrypts.py", "answer.json", "--keys", str(keys), *common, cwd=work))
 
 
 def test_a_regression_with_categories_and_a_log_target_through_the_scripts(tmp_path, keys):
     X, price = mixed()
     estimator = TransformedTargetRegressor(make_pipeline(mixed_columns(), Ridge()), func=np.log,
                                           inverse_func=np.exp).fit(X, price)
-    proc = _ok(company_exports(tmp_path, estimator, X.assign(price=price), "price"))
+    proc = ok(company_exports(tmp_path, estimator, X.assign(price=price), "price"))
     assert proc.stdout.decode().splitlines()[0] == "TransformedTargetRegressor: regression, output(s) price; 8 features"
     printed = customer_scores(tmp_path, keys, printed=True)
     assert_matches(read_predictions(tmp_path / "predictions.csv", False), estimator, X)
@@ -134,7 +130,7 @@ def test_a_regression_with_categories_and_a_log_target_through_the_scripts(tmp_p
 def test_a_binary_classifier_through_the_scripts(tmp_path, keys):
     X, y = dataset_frame(load_breast_cancer)
     estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
-    _ok(company_exports(tmp_path, estimator, X.assign(target=y), "target"))
+    ok(company_exports(tmp_path, estimator, X.assign(target=y), "target"))
     customer_scores(tmp_path, keys)
     assert_matches(read_predictions(tmp_path / "predictions.csv", True), estimator, X)
 
@@ -143,7 +139,7 @@ def test_a_multi_class_classifier_with_text_labels_through_the_scripts(tmp_path,
     data = load_iris(as_frame=True)
     X, y = data.data, data.target_names[data.target]
     estimator = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(X, y)
-    proc = _ok(company_exports(tmp_path, estimator, X.assign(species=y), "species"))
+    proc = ok(company_exports(tmp_path, estimator, X.assign(species=y), "species"))
     assert proc.stdout.decode().splitlines()[0] == "Pipeline: classifier, 3 classes (softmax probabilities); 4 features"
     printed = customer_scores(tmp_path, keys, printed=True)
     assert_matches(read_predictions(tmp_path / "predictions.csv", True), estimator, X)
@@ -164,7 +160,7 @@ def test_a_multi_output_regression_through_the_scripts(tmp_path, keys):
     targets = pd.DataFrame({"progression": y, "bmi": X["bmi"]})
     X = X.drop(columns="bmi")
     estimator = make_pipeline(StandardScaler(), LinearRegression()).fit(X, targets)
-    _ok(company_exports(tmp_path, estimator, X.join(targets), "progression", "bmi"))
+    ok(company_exports(tmp_path, estimator, X.join(targets), "progression", "bmi"))
     customer_scores(tmp_path, keys)
     assert_matches(read_predictions(tmp_path / "predictions.csv", False), estimator, X, targets.columns)
 
@@ -181,7 +177,7 @@ def test_a_random_forest_is_refused_and_nothing_is_written(tmp_path):
 
 
 def test_export_help_says_the_pickle_runs_code():
-    proc = _ok(subprocess.run([PY, "-m", "ppml", "export", "--help"], capture_output=True, timeout=60))
+    proc = ok(subprocess.run([PY, "-m", "ppml", "export", "--help"], capture_output=True, timeout=60))
     text = " ".join(proc.stdout.decode().split())
     assert "RUNS CODE the file contains: only export your own files" in text
     assert "There is no --min-frequency" in text

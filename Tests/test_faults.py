@@ -35,12 +35,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, model_folder, run_script
 from ppml import files
 from ppml.documents import EncryptedFeatures, EncryptedPredictions, check_count
 from ppml.keystore import KeyStore
 from ppml.paillier.keys import PrivateKey
 from ppml.streams import DocumentReader
+
+pytestmark = pytest.mark.slow
 
 RECORDS = 300
 TRIALS = 4
@@ -68,9 +70,7 @@ def _stages(out: dict) -> list:
 
 
 def _folder(path: Path) -> Path:
-    path.mkdir()
-    shutil.copytree(ROOT / "Encrypted_ModelParameters", path / "Encrypted_ModelParameters")
-    shutil.copy(ROOT / "col_tnf.pkl", path / "col_tnf.pkl")
+    model_folder(path)
     lines = (ROOT / "Data" / "laptop_data.csv").read_text().splitlines(keepends=True)
     (path / "records.csv").write_text("".join(lines[:RECORDS + 1]))
     return path
@@ -187,6 +187,20 @@ def test_killed_stages_leave_complete_outputs_or_none(tmp_path, jsonl):
     assert (work / out["answer"]).read_bytes() != (reference / out["answer"]).read_bytes()
 
 
+def _opens(pid: int, folder: Path, timeout: float = 120) -> bool:
+    """Whether process ``pid`` opens ``folder`` (as it does to lock it) within ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(os.readlink(fd) == str(folder) for fd in Path(f"/proc/{pid}/fd").iterdir()):
+                return True
+        except OSError:  # an fd closed while we looked, or the process ended
+            pass
+        time.sleep(0.01)  # the polling interval only: nothing is assumed about how long it takes
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs Linux /proc to see the run's open folder")
 def test_a_second_run_into_the_same_folder_waits_for_the_first(tmp_path):
     work = _folder(tmp_path / "work")
     _run(work, "CustomerEncrypts.py", ["--key-size", "1024", WEAK])
@@ -194,10 +208,13 @@ def test_a_second_run_into_the_same_folder_waits_for_the_first(tmp_path):
     with files.output_lock(answer):  # a first run, busy writing into Encrypted_Predicted_value/
         proc = subprocess.Popen([sys.executable, str(ROOT / "ServerModelRun.py"), WEAK], cwd=work,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(2.0)
+        # The second run has reached the lock (it holds the folder open) and, while we hold it,
+        # neither finishes nor writes.
+        reached = _opens(proc.pid, answer.parent.resolve())
         waiting = proc.poll() is None
         written_meanwhile = answer.exists()
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = proc.communicate(timeout=120)
+    assert reached, "the second run never tried to lock the output folder: " + stderr.decode()
     assert waiting and not written_meanwhile, "the second run did not wait for the lock"
     assert proc.returncode == 0, stderr.decode()
     EncryptedPredictions.from_dict(json.loads(answer.read_text()), KeyStore(work / "PaillierKeys").load_public(True))

@@ -403,8 +403,11 @@ def raw_frames(draw):
     from ppml.features import RAW_COLUMNS
 
     rows = draw(st.integers(1, 3))
-    cell = lambda column: (st.sampled_from(LAPTOP_VALUES[column]) | st.text(max_size=25) | TRICKY_STRINGS
-                           | st.none() | st.floats() | st.integers())
+
+    def cell(column):
+        return (st.sampled_from(LAPTOP_VALUES[column]) | st.text(max_size=25) | TRICKY_STRINGS
+                | st.none() | st.floats() | st.integers())
+
     data = {c: [draw(cell(c)) for _ in range(rows)] for c in RAW_COLUMNS
             if draw(st.integers(0, 30))}  # now and then a column is missing
     return pd.DataFrame(data, index=draw(st.sampled_from([None, [f"r{i}" for i in range(rows)]])))
@@ -439,7 +442,7 @@ def csv_bytes(draw):
 @FUZZ
 @given(st.one_of(st.binary(max_size=300), csv_bytes(), csv_bytes()), st.sampled_from([None, 1, 2]))
 def test_csv_reader_on_bytes(data, chunk):
-    from ppml.customer import iter_record_chunks
+    from ppml.records import iter_record_chunks
 
     def read():
         for frame, ids in iter_record_chunks(io.BytesIO(data), "fuzz.csv", chunk):
@@ -449,14 +452,14 @@ def test_csv_reader_on_bytes(data, chunk):
 
 
 def test_csv_id_with_a_superscript_digit():
-    from ppml.customer import iter_record_chunks
+    from ppml.records import iter_record_chunks
 
     ((_, ids),) = iter_record_chunks(io.BytesIO("id,x\n²,1\n".encode()), "ids.csv", None)
     assert ids == ["²"]
 
 
 def test_csv_id_with_more_digits_than_python_converts():
-    from ppml.customer import iter_record_chunks
+    from ppml.records import iter_record_chunks
 
     try:
         ((_, ids),) = iter_record_chunks(io.BytesIO(("id,x\n" + "7" * 5000 + ",1\n").encode()), "ids.csv", None)

@@ -56,7 +56,8 @@ def test_private_key_of_another_public_key_is_refused(keypair, other_keypair):
 
 @pytest.mark.parametrize("change, message", [
     (lambda d: d.update(n=d["n"][:-1] + "0"), "n is even: not an RSA modulus"),
-    (lambda d: d.update(fingerprint="sha256:" + "0" * 64), "fingerprint does not match n and h_s (the key file was altered)"),
+    (lambda d: d.update(fingerprint="sha256:" + "0" * 64),
+     "fingerprint does not match n and h_s (the key file was altered)"),
     (lambda d: d.update(bits=2048), "declared size 2048 does not match n (1024 bits)"),
     (lambda d: d.update(n="xyz"), "field 'n' is not hexadecimal"),
     (lambda d: d.update(h_s="0"), "field 'h_s' must be greater than 1"),
@@ -92,7 +93,8 @@ def test_keystore_writes_private_key_0600_and_never_overwrites(tmp_path):
     before = store.private_path.read_bytes()
     with pytest.raises(KeyFileError) as e:
         store.create(1024, allow_weak=True)
-    assert str(e.value) == f"{tmp_path / 'keys'}: a key pair already exists here; refusing to overwrite it (use --force)"
+    assert str(e.value) == (f"{tmp_path / 'keys'}: a key pair already exists here; "
+                            "refusing to overwrite it (use --force)")
     assert store.private_path.read_bytes() == before
     assert store.load_private(allow_weak=True).p == private.p
     # The public file holds no secret.
@@ -115,4 +117,5 @@ def test_private_key_readable_by_others_is_refused(tmp_path):
 def test_missing_keys_say_how_to_create_them(tmp_path):
     with pytest.raises(KeyFileError) as e:
         KeyStore(tmp_path).load_private()
-    assert str(e.value) == f"{tmp_path / 'public_key.json'}: key file not found (run CustomerEncrypts.py first to create keys)"
+    assert str(e.value) == (f"{tmp_path / 'public_key.json'}: key file not found "
+                            "(run CustomerEncrypts.py first to create keys)")

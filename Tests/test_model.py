@@ -71,7 +71,8 @@ def test_train_command_without_target_is_still_the_laptop_model(tmp_path, retrai
 
     from ppml.cli import main
 
-    result = CliRunner().invoke(main, ["train", str(ROOT / "Data" / "laptop_data.csv"), "--out-dir", str(tmp_path), "-q"])
+    result = CliRunner().invoke(main, ["train", str(ROOT / "Data" / "laptop_data.csv"), "--out-dir", str(tmp_path),
+                                       "-q"])
     assert result.exit_code == 0, result.output
     assert result.output.splitlines()[1].startswith("held-out R² (log price): 0.")
     _, out = retrained
@@ -266,7 +267,8 @@ def test_crafted_pickle_is_refused_by_fetch_model_and_the_portal(tmp_path):
     model = _crafted_model(tmp_path / "portal", crafted)
     with pytest.raises(ArtifactError) as e:
         Customer.load("http://x", "token", model, keys=None)
-    assert str(e.value) == f"{model / artifacts.COL_TNF}: refusing to load numpy._core.numeric._frombuffer: {PLAIN_DATA}"
+    assert str(e.value) == (f"{model / artifacts.COL_TNF}: refusing to load numpy._core.numeric._frombuffer: "
+                            f"{PLAIN_DATA}")
 
 
 @pytest.mark.parametrize("payload, name", [

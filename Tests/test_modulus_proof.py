@@ -255,6 +255,7 @@ def _with_public_key(doc: dict, n: int, h_s: int, proof: ModulusProof | None) ->
     return doc
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["order-s-attack", "gcd-attack", "three-primes", "no-proof", "version-2"])
 def test_server_model_run_refuses_a_crafted_modulus_and_writes_nothing(customer, shape):
     work, doc = customer
@@ -291,6 +292,7 @@ def test_server_model_run_refuses_a_crafted_modulus_and_writes_nothing(customer,
     assert not (work / f"{shape}-answer.json").exists()
 
 
+@pytest.mark.slow
 def test_prove_key_upgrades_a_version_2_folder_and_keeps_the_key(tmp_path):
     """A version-2 folder is refused with the command that fixes it; that command keeps
     n, h_s and the factors, writes version 3 with a proof that verifies, and the private key
@@ -305,8 +307,8 @@ def test_prove_key_upgrades_a_version_2_folder_and_keeps_the_key(tmp_path):
         d["version"] = 2
         d.pop("proof", None)
         path.write_text(json.dumps(d))
-    proc = run_script("CustomerEncrypts.py", "--keys", str(store.folder), "--model", str(ROOT), "--allow-weak-key", "-q",
-                      cwd=tmp_path)
+    proc = run_script("CustomerEncrypts.py", "--keys", str(store.folder), "--model", str(ROOT), "--allow-weak-key",
+                      "-q", cwd=tmp_path)
     assert proc.returncode == 3
     assert proc.stderr.decode() == (
         f"Error: {store.public_path}: a version-2 key carries no modulus proof, which the company now requires; "

@@ -17,7 +17,7 @@ from ppml import pools
 from ppml.cli import main
 from ppml.errors import DocumentError, KeyFileError, KeyMismatchError
 
-from conftest import ROOT, TEST_KEY_BITS, key_folder
+from conftest import ROOT, key_folder
 
 WEAK = "--allow-weak-key"
 
@@ -134,7 +134,8 @@ def test_precompute_then_encrypt_uses_the_pool_and_predictions_are_unchanged(sta
     assert runner.invoke(main, ["encrypt", records, "-o", "fresh.jsonl", "--keys", str(keys), WEAK]).exit_code == 0
     assert not set(_masks_of("fresh.jsonl", private)) & before
     for doc in ("d.jsonl", "fresh.jsonl"):
-        scored = runner.invoke(main, ["score", doc, "-o", f"a-{doc}", "--params", str(ROOT / "Encrypted_ModelParameters"),
+        params = str(ROOT / "Encrypted_ModelParameters")
+        scored = runner.invoke(main, ["score", doc, "-o", f"a-{doc}", "--params", params,
                                       WEAK])
         assert scored.exit_code == 0, scored.output
         assert runner.invoke(main, ["decrypt", f"a-{doc}", "-o", f"p-{doc}.csv", "--keys", str(keys),

@@ -26,8 +26,8 @@ with warnings.catch_warnings():  # newer Starlette prefers httpx2 for its TestCl
 from conftest import ROOT, key_folder
 from ppml import artifacts, stages
 from ppml.cli import main
-from ppml.stages import readable
-from ppml.customer import SAMPLE_LAPTOP
+from ppml.display import readable
+from ppml.records import SAMPLE_LAPTOP
 from ppml.keystore import KeyStore
 from ppml.portal import app as portal_app
 from ppml.portal.app import create_app, host_name, safe_name

@@ -25,8 +25,8 @@ import pandas as pd
 import pytest
 
 from conftest import ROOT, PpmlServer
-from ppml.stages import readable
-from ppml.customer import SAMPLE_LAPTOP
+from ppml.display import readable
+from ppml.records import SAMPLE_LAPTOP
 
 CHROMIUM = os.environ.get("PPML_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("PPML_CHROMEDRIVER", "/usr/bin/chromedriver")
@@ -43,6 +43,8 @@ from selenium.webdriver.chrome.service import Service as DriverService  # noqa: 
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +112,8 @@ def console_errors(driver) -> list:
 def foreign_requests(driver, origin: str) -> list:
     """Network requests to anything but ``origin`` (the browser's own chrome:// pages aside)."""
     return [url for url in requested_urls(driver)
-            if not url.startswith(origin + "/") and not url.startswith(("chrome:", "chrome-untrusted:", "about:", "data:"))]
+            if not url.startswith(origin + "/") and not url.startswith(("chrome:", "chrome-untrusted:", "about:",
+                                                                        "data:"))]
 
 
 def requested_urls(driver) -> list:

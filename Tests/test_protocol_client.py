@@ -23,16 +23,15 @@ import re
 import secrets
 import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import gmpy2
 import pytest
+from conftest import ROOT, PpmlServer
 from phe import paillier
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 REL_TOLERANCE = 1e-9
 #: The public laptop data set, beside this checkout or beside its folder of worktrees.
@@ -184,7 +183,8 @@ def memory(v: str):
     for part in norm(v).split("+"):
         m = match(rf"^{NUM}\s*(gb|tb)\s*(ssd|hdd|hybrid|flash\s+storage|flash|emmc)$", part.strip())
         kind = m.group(3).lower().split()[0]
-        totals["flash" if kind == "emmc" else kind] += positive(m.group(1)) * (1000.0 if m.group(2).lower() == "tb" else 1.0)
+        unit = 1000.0 if m.group(2).lower() == "tb" else 1.0
+        totals["flash" if kind == "emmc" else kind] += positive(m.group(1)) * unit
     return totals
 
 
@@ -386,6 +386,7 @@ def test_key_fingerprint_example_of_the_spec():
     assert key_fingerprint(0xAB, 0x0C) == "sha256:" + hashlib.sha256(b"ab:c").hexdigest()
 
 
+@pytest.mark.slow
 def test_through_server_model_run(setup):
     folder, customer = setup["folder"], setup["customer"]
     header, batches = customer.document(setup["ids"], setup["x"])
@@ -398,21 +399,15 @@ def test_through_server_model_run(setup):
     _assert_exact(customer.decode(answer), setup["reference"])
 
 
+@pytest.mark.slow
+@pytest.mark.live
 def test_through_the_service(setup):
     folder, customer = setup["folder"], setup["customer"]
     token = _run([PY, "-m", "ppml", "clients", "add", "outsider", "--db", "c.db"], folder).stdout.decode().split()[-1]
-    server = subprocess.Popen([PY, "-m", "ppml", "serve", "--model", str(ROOT), "--db", "c.db", "--port", "0",
-                               "--workers", "1", "--allow-weak-key"], cwd=folder, stderr=subprocess.PIPE,
-                              stdout=subprocess.DEVNULL, text=True)
+    server = PpmlServer(folder, "serve", "--model", str(ROOT), "--db", "c.db", "--port", "0", "--workers", "1",
+                        "--allow-weak-key")
+    url = server.url
     try:
-        url, deadline = None, time.monotonic() + 60
-        while url is None and time.monotonic() < deadline:
-            line = server.stderr.readline()
-            if not line:
-                break
-            m = re.search(r"running on (http://127\.0\.0\.1:\d+)", line)
-            url = m.group(1) if m else None
-        assert url, "the service did not start"
         with urllib.request.urlopen(url + "/v1/model", timeout=30) as r:
             assert json.load(r)["model_fingerprint"] == model_fingerprint(setup["model"])
         header, batches = customer.document(setup["ids"], setup["x"])
@@ -433,12 +428,7 @@ def test_through_the_service(setup):
             urllib.request.urlopen(request, timeout=60)
         assert e.value.code == 400 and "h_s" in json.loads(e.value.read())["error"]
     finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        server.stop()
 
 
 

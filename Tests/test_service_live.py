@@ -22,6 +22,8 @@ import pytest
 
 from conftest import ROOT, PpmlServer, run_script
 
+pytestmark = [pytest.mark.slow, pytest.mark.live]
+
 PY = sys.executable
 WEAK = ["--allow-weak-key"]
 REL_TOLERANCE = 1e-9

@@ -7,6 +7,8 @@ from click.testing import CliRunner
 
 from conftest import ROOT, imported_heavy_modules
 
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def answered(tmp_path_factory):
@@ -32,9 +34,11 @@ def test_server_scores_without_pandas_sklearn_or_numpy(answered):
 
 
 def test_decryption_imports_nothing_heavy(answered):
-    imported_heavy_modules("ServerModelRun.py", ["--params", str(ROOT / "Encrypted_ModelParameters"), "--allow-weak-key", "-q"],
+    imported_heavy_modules("ServerModelRun.py", ["--params", str(ROOT / "Encrypted_ModelParameters"),
+                                                 "--allow-weak-key", "-q"],
             answered)
-    assert imported_heavy_modules("CustomerDecrypts.py", ["--model", str(ROOT), "--allow-weak-key", "-q"], answered) == "[]"
+    assert imported_heavy_modules("CustomerDecrypts.py", ["--model", str(ROOT), "--allow-weak-key", "-q"],
+                                  answered) == "[]"
 
 
 @pytest.mark.parametrize("script", ["CustomerEncrypts.py", "ServerModelRun.py", "CustomerDecrypts.py"])
@@ -43,6 +47,7 @@ def test_help_imports_nothing_heavy(script, tmp_path):
 
 
 def test_encryption_needs_no_scikit_learn(answered):
-    loaded = imported_heavy_modules("CustomerEncrypts.py", ["--model", str(ROOT), "--allow-weak-key", "-q", "-o", "again.json"],
+    loaded = imported_heavy_modules("CustomerEncrypts.py", ["--model", str(ROOT), "--allow-weak-key", "-q", "-o",
+                                                            "again.json"],
                      answered)
     assert "sklearn" not in loaded and "scipy" not in loaded

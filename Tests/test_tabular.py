@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT
-from ppml import artifacts, customer, server
+from ppml import artifacts, customer, records, server
 from ppml.documents import EncryptedFeatures, EncryptedPredictions
 from ppml.errors import ArtifactError, EncodingRangeError, FeatureParseError, InputError
 from ppml.links import TargetLink
@@ -89,7 +89,8 @@ def test_columns_are_detected_and_overrides_win():
     (dict(target="y", categorical=["y"]), "--categorical: column 'y' is the target and cannot be a feature"),
     (dict(target="y", numeric=["a"], categorical=["a"]),
      "column(s) 'a' cannot be both --numeric and --categorical"),
-    (dict(target="y", ignore=["a", "b"]), "no feature columns: every column is the target, the id or ignored (a, b, y)"),
+    (dict(target="y", ignore=["a", "b"]),
+     "no feature columns: every column is the target, the id or ignored (a, b, y)"),
 ])
 def test_detection_errors(kwargs, message):
     frame = pd.DataFrame({"a": ["1"], "b": ["x"], "y": ["2"]})
@@ -244,7 +245,8 @@ def test_new_col_tnf_is_plain_data_with_generic_parsers_and_needs_no_scikit_lear
     bad = out / "other" / artifacts.COL_TNF
     bad.parent.mkdir()
     bad.write_bytes((out / artifacts.PIPELINE).read_bytes())
-    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.pipeline\.Pipeline: col_tnf\.pkl holds plain data"):
+    with pytest.raises(ArtifactError,
+                       match=r"refusing to load sklearn\.pipeline\.Pipeline: col_tnf\.pkl holds plain data"):
         artifacts.load_customer_transform(bad)
 
 
@@ -258,7 +260,7 @@ def _encrypted_predictions(model_dir, csv_path, keypair) -> dict:
     col_tnf = artifacts.load_customer_transform(model_dir / artifacts.COL_TNF)
     params = artifacts.load_parameters(model_dir / artifacts.PARAMS_DIR)
     m = spec.codec.slots_for(public.bits)
-    chunks = customer.iter_record_chunks(str(csv_path), csv_path.name, m * 4)
+    chunks = records.iter_record_chunks(str(csv_path), csv_path.name, m * 4)
     doc = customer.features_header(spec, public)
     doc.batches = list(customer.encrypt_stream(customer.prepare_chunks(chunks, col_tnf, spec), spec, public,
                                                private, workers=1, expected_batches=64))

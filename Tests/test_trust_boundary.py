@@ -20,18 +20,15 @@ from pathlib import Path
 import gmpy2
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, model_folder, ok, run_script
 from ppml import files
 from ppml.keystore import KeyStore
 from ppml.paillier.keys import fingerprint_of
 
+pytestmark = pytest.mark.slow
+
 WEAK = "--allow-weak-key"
 RECORDS = 3
-
-
-def _ok(proc):
-    assert proc.returncode == 0, proc.stderr.decode()
-    return proc
 
 
 def _python_m(*args, cwd):
@@ -48,13 +45,10 @@ def _python_m(*args, cwd):
 def honest(tmp_path_factory, bundled_raw):
     """A customer folder with keys from keygen, the model's public files, and an honest
     features document for three records (JSON layout)."""
-    work = tmp_path_factory.mktemp("trust")
-    (work / "Encrypted_ModelParameters").mkdir()
-    shutil.copy(ROOT / "Encrypted_ModelParameters" / "Model.json", work / "Encrypted_ModelParameters")
-    shutil.copy(ROOT / "col_tnf.pkl", work)
-    _ok(_python_m("keygen", "--key-size", "1024", WEAK, cwd=work))
+    work = model_folder(tmp_path_factory.mktemp("trust"), public_only=True)
+    ok(_python_m("keygen", "--key-size", "1024", WEAK, cwd=work))
     bundled_raw.iloc[:RECORDS].to_csv(work / "records.csv", index=False)
-    _ok(run_script("CustomerEncrypts.py", "records.csv", WEAK, "-q", cwd=work))
+    ok(run_script("CustomerEncrypts.py", "records.csv", WEAK, "-q", cwd=work))
     private = KeyStore(work / "PaillierKeys").load_private(allow_weak=True)
     return work, private, json.loads((work / "Encrypted_Data" / "data.json").read_text())
 
@@ -62,7 +56,7 @@ def honest(tmp_path_factory, bundled_raw):
 def _score(work: Path, doc: dict, name: str) -> dict:
     """``doc`` through ServerModelRun.py as its own process; the answer document."""
     (work / f"{name}.json").write_text(json.dumps(doc))
-    _ok(run_script("ServerModelRun.py", f"{name}.json", "-o", f"{name}-answer.json",
+    ok(run_script("ServerModelRun.py", f"{name}.json", "-o", f"{name}-answer.json",
                    "--params", str(ROOT / "Encrypted_ModelParameters"), WEAK, "-q", "-j", "1", cwd=work))
     return json.loads((work / f"{name}-answer.json").read_text())
 
@@ -288,7 +282,7 @@ def test_answer_cannot_change_how_the_customer_decodes(honest, tmp_path, params,
     """The codec, slot count, outputs and link come from the customer's Model.json: an answer
     that claims another codec, model or outputs is refused (exit 4)."""
     work = _customer_copy(honest, tmp_path)
-    _ok(run_script("ServerModelRun.py", "--params", str(ROOT / "Encrypted_ModelParameters"), WEAK, "-q", cwd=work))
+    ok(run_script("ServerModelRun.py", "--params", str(ROOT / "Encrypted_ModelParameters"), WEAK, "-q", cwd=work))
     answer = work / "Encrypted_Predicted_value" / "answer.json"
     _edit_json(answer, change)
     proc = run_script("CustomerDecrypts.py", "-o", "tampered.csv", WEAK, cwd=work)

@@ -8,6 +8,7 @@ time, two inputs whose outputs collide, a killed folder run's temporary files, a
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import os
@@ -16,12 +17,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, run_script
+from conftest import ROOT, model_folder, run_script
+
+pytestmark = pytest.mark.slow
 
 WEAK = "--allow-weak-key"
 PARAMS = ["--params", str(ROOT / "Encrypted_ModelParameters")]
@@ -54,9 +58,17 @@ def _script(name: str, *args, cwd, **kwargs) -> subprocess.Popen:
 
 
 def _finish(proc: subprocess.Popen, timeout: float = 60) -> tuple[int, str, float]:
-    """Exit status, stderr and the process's own peak resident memory in MB."""
+    """Exit status, stderr and the process's own peak resident memory in MB. An endless input
+    (:func:`_score_endlessly`) stays open: the run must end by itself."""
     try:
-        _, stderr = proc.communicate(timeout=timeout)
+        if proc.stdin is None:
+            _, stderr = proc.communicate(timeout=timeout)
+        else:
+            proc.wait(timeout)  # (its stdout is empty and its stderr one line: no pipe fills up)
+            stderr = proc.stderr.read()
+            proc.feeder.join(timeout)  # it stops at the broken pipe
+            with contextlib.suppress(OSError):  # what it had buffered can no longer be delivered
+                proc.stdin.close()
     except subprocess.TimeoutExpired:
         proc.kill()
         raise AssertionError(f"{proc.args} did not end within {timeout} s") from None
@@ -106,38 +118,58 @@ def _unlocked(folder: Path) -> bool:
 
 @pytest.fixture(scope="module")
 def work(tmp_path_factory, bundled_raw):
-    """A customer folder with keys, the model's public files, 60 records and their documents;
-    ``big.jsonl`` repeats their batches 400 times (about 2,200 batches) for runs long enough
-    to interrupt."""
-    folder = tmp_path_factory.mktemp("unattended")
-    (folder / "Encrypted_ModelParameters").mkdir()
-    shutil.copy(ROOT / "Encrypted_ModelParameters" / "Model.json", folder / "Encrypted_ModelParameters")
-    shutil.copy(ROOT / "col_tnf.pkl", folder)
+    """A customer folder with keys, the model's public files, 60 records and their documents."""
+    folder = model_folder(tmp_path_factory.mktemp("unattended"), public_only=True)
     bundled_raw.iloc[:60].to_csv(folder / "records.csv", index=False)
     for out in ("data.json", "data.jsonl"):
         done = run_script("CustomerEncrypts.py", "records.csv", "-o", out, "--key-size", "1024", WEAK, "-q",
                           cwd=folder)
         assert done.returncode == 0, done.stderr.decode()
-    lines = (folder / "data.jsonl").read_text().splitlines()
-    header, batches = lines[0], lines[1:-1]
-    body = [header, *(batches * 400)]
-    body.append(json.dumps({"end": True, "records": 60 * 400, "batches": len(batches) * 400}))
-    (folder / "big.jsonl").write_text("\n".join(body) + "\n")
     return folder
 
 
 # ---------------------------------------------------------------------------------------------
 # Workers
 # ---------------------------------------------------------------------------------------------
-def _started_workers(proc, count: int = 2, timeout: float = 30) -> list[int]:
+def _score_endlessly(work: Path, output: str, **kwargs) -> subprocess.Popen:
+    """``ServerModelRun.py -j 2`` on a JSON Lines document from stdin that does not end: a thread
+    writes data.jsonl's header, then its batches again and again for as long as the run reads.
+    So the run is busy whenever the test acts on it, however slow or loaded the machine."""
+    lines = (work / "data.jsonl").read_bytes().splitlines(keepends=True)
+    header, batches = lines[0], lines[1:-1]
+    proc = _script("ServerModelRun.py", "-", "-o", output, *PARAMS, WEAK, "-q", "-j", "2", cwd=work,
+                   stdin=subprocess.PIPE, **kwargs)
+
+    def feed():
+        try:
+            proc.stdin.write(header)
+            while proc.poll() is None:
+                proc.stdin.writelines(batches)
+                proc.stdin.flush()
+        except (OSError, ValueError):  # the run stopped reading: it ended, or its stdin was closed
+            pass
+
+    proc.feeder = threading.Thread(target=feed, daemon=True)
+    proc.feeder.start()
+    return proc
+
+
+def _answering(proc, out: Path, count: int = 2, timeout: float = 60) -> list[int]:
+    """The run's ``count`` pool workers, once they have scored batches: the answer's temporary
+    file in ``out`` holds bytes (so the workers are set up and taking work)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         kids = _children(proc.pid)
-        if len(kids) >= count:
-            time.sleep(0.3)  # let them take work
+        try:
+            answered = any(p.stat().st_size for p in out.iterdir())
+        except FileNotFoundError:  # a file went away while we looked
+            answered = False
+        if len(kids) >= count and answered:
             return kids
-        time.sleep(0.05)
-    raise AssertionError("the pool never started")
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)  # the polling interval only
+    raise AssertionError(f"the pool never answered: {proc.stderr.read().decode() if proc.poll() is not None else ''}")
 
 
 def test_a_killed_worker_fails_the_stage_at_once(work):
@@ -145,9 +177,8 @@ def test_a_killed_worker_fails_the_stage_at_once(work):
     seconds, no output, no temporary file, the folder's lock released."""
     out = work / "killed"
     out.mkdir()
-    proc = _script("ServerModelRun.py", "big.jsonl", "-o", "killed/answer.jsonl", *PARAMS, WEAK, "-q", "-j", "2",
-                   cwd=work)
-    workers = _started_workers(proc)
+    proc = _score_endlessly(work, "killed/answer.jsonl")
+    workers = _answering(proc, out)
     os.kill(workers[0], signal.SIGKILL)
     killed_at = time.monotonic()
     status, stderr, _ = _finish(proc)
@@ -163,9 +194,8 @@ def test_ctrl_c_on_a_pooled_run_is_one_line(work):
     the parent stops them and says one line; nothing is left behind."""
     out = work / "interrupted"
     out.mkdir()
-    proc = _script("ServerModelRun.py", "big.jsonl", "-o", "interrupted/answer.jsonl", *PARAMS, WEAK, "-q",
-                   "-j", "2", cwd=work, start_new_session=True)
-    workers = _started_workers(proc)
+    proc = _score_endlessly(work, "interrupted/answer.jsonl", start_new_session=True)
+    workers = _answering(proc, out)
     os.killpg(proc.pid, signal.SIGINT)
     status, stderr, _ = _finish(proc)
     assert status == 1 and stderr == "Aborted!\n"
@@ -302,7 +332,7 @@ def test_dev_zero_fails_fast_in_bounded_memory(work):
 ])
 def test_outputs_never_replace_model_or_key_files(work, tmp_path, script, args, target, what):
     folder = tmp_path / "site"
-    shutil.copytree(work, folder, ignore=shutil.ignore_patterns("big.jsonl", "killed", "interrupted"))
+    shutil.copytree(work, folder, ignore=shutil.ignore_patterns("killed", "interrupted"))
     for name in ("Coefficients.json", "Intercept.json"):
         shutil.copy(ROOT / "Encrypted_ModelParameters" / name, folder / "Encrypted_ModelParameters")
     os.symlink("Encrypted_ModelParameters/Intercept.json", folder / "link-to-intercept")

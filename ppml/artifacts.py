@@ -1,6 +1,11 @@
 """The model's files: ``col_tnf.pkl``, ``PreProcessingDataAndModel.pkl`` and
 ``Encrypted_ModelParameters/{Model,Coefficients,Intercept}.json``.
 
+Despite its name (kept from the original project, which the three scripts still read),
+``Encrypted_ModelParameters/`` holds the company's weights in plaintext: the server computes
+with plaintext weights on encrypted features, so nothing in it is encrypted. Only the server
+reads ``Coefficients.json`` and ``Intercept.json``; ``Model.json`` is public.
+
 ``col_tnf.pkl`` is the customer's: a :class:`~ppml.encoder.CustomerTransform` as plain data
 (dicts, lists, text, numbers) pickled with no global at all. :func:`load_customer_transform`
 reads it with an unpickler that refuses every global — no class, function or array

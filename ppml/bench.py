@@ -22,7 +22,8 @@ Both use the same N records (default 1,000, the bundled ``Data/laptop_data.csv``
 order, cycled when N exceeds its 1,300 rows, Price column dropped) and one key pair (built by
 ``ppml.paillier.generate_keypair``; phe's key objects are made from the same ``n``, ``p``,
 ``q``). Every stage is timed with ``time.perf_counter``; "documents" is the original style's
-time to serialize and write its documents (ours writes them inside each stage). The output gives per-record milliseconds per stage, the
+time to serialize and write its documents (ours writes them inside each stage). The output
+gives per-record milliseconds per stage, the
 end-to-end ratio original/ours, document bytes per record, peak resident memory
 (``ru_maxrss`` of this process and of its largest child process) and the largest
 ``|log(decrypted price) − pipeline.predict(record)|`` against the plaintext scikit-learn
@@ -347,7 +348,8 @@ def arithmetic_floors(n: int, model: Model, public, private, workers: int) -> di
                         min(workers, batches), comb=True)
     if kind[0] == "comb":
         teeth, blocks = kind[1], kind[2]
-        col = -(-(-(-public.alpha_bits // teeth)) // blocks)
+        per_tooth = -(-public.alpha_bits // teeth)
+        col = -(-per_tooth // blocks)
         exponentiation = (col - 1) * sq_half + blocks * col * (1 - 2.0 ** -teeth) * mul_half
     else:  # a tiny workload: plain powmod, about 1.5 operations per exponent bit
         exponentiation = 1.5 * public.alpha_bits * mul_half
@@ -810,10 +812,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keys", metavar="DIR",
                    help="use the key pair in this folder (PaillierKeys layout) instead of generating one")
     p.add_argument("--workers", type=_positive, default=None, help="processes per stage (default: all cores)")
-    p.add_argument("--model", metavar="DIR", default=".",
-                   help="folder holding col_tnf.pkl, PreProcessingDataAndModel.pkl and Encrypted_ModelParameters/")
-    p.add_argument("--data", metavar="CSV", default=DEFAULT_DATA,
-                   help=f"raw laptop records to cycle through (default {DEFAULT_DATA})")
+    from .bundled import default_model_dir, laptop_model_dir
+
+    p.add_argument("--model", metavar="DIR", default=default_model_dir(),
+                   help="folder holding col_tnf.pkl, PreProcessingDataAndModel.pkl and Encrypted_ModelParameters/ "
+                        "(default: the current folder if it holds a model, else the laptop model installed with ppml)")
+    p.add_argument("--data", metavar="CSV",
+                   default=DEFAULT_DATA if Path(DEFAULT_DATA).exists() else str(laptop_model_dir() / DEFAULT_DATA),
+                   help=f"raw laptop records to cycle through (default {DEFAULT_DATA}, else the installed copy)")
     p.add_argument("--sweep", type=_sizes, nargs="?", const=_sizes(DEFAULT_SWEEP), default=None, metavar="N,N,…",
                    help=f"also run ours alone at each size in a fresh process (default sizes {DEFAULT_SWEEP})")
     p.add_argument("--plot", metavar="FILE.png", help="draw the sweep (time and memory per size); needs matplotlib")

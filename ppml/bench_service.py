@@ -1,7 +1,8 @@
 """``python -m ppml.bench --service``: the prediction service against its targets, on loopback.
 
-1. 3,000 records through ``python -m ppml request``, against ``ServerModelRun.py`` on the same
-   document (both as commands, start-up included). Target: at most 1.5×.
+1. 3,000 records through ``python -m ppml request``, against ``python -m ppml score`` (what
+   ``ServerModelRun.py`` runs) on the same document (both as commands, start-up included).
+   Target: at most 1.5×.
 2. 8 concurrent clients sending 100-record documents, 3 each: every answer correct; median
    and worst latency.
 3. One-record requests on a warm server: median and 99th percentile, alone and under 8
@@ -9,7 +10,9 @@
 4. The server's peak memory (RSS of the server process and of its largest scoring process)
    before and after the load.
 
-Every answer is decrypted and compared with the plaintext pipeline (relative 1e-9).
+Every answer is decrypted and compared with the plaintext pipeline (relative 1e-9). The
+commands run as ``python -m ppml``, so the benchmark works from an installed wheel as from a
+checkout; the model and data default to the bundled laptop model's (:mod:`ppml.bundled`).
 """
 from __future__ import annotations
 
@@ -28,12 +31,14 @@ import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
 TOLERANCE = 1e-9
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .bundled import laptop_model_dir
+
+    model = laptop_model_dir()
     p = argparse.ArgumentParser(prog="python -m ppml.bench --service", description=__doc__.split("\n\n")[0])
     p.add_argument("--key-size", type=int, default=3072)
     p.add_argument("--allow-weak-key", action="store_true", help="accept keys under 2048 bits (tests only)")
@@ -44,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--latency-requests", type=int, default=100,
                    help="one-record requests for the latency figures (default 100)")
     p.add_argument("--workers", type=int, default=None, help="scoring processes (default: all cores)")
-    p.add_argument("--model", default=str(ROOT), help="trained model folder (default: the repository's)")
-    p.add_argument("--data", default=str(ROOT / "Data" / "laptop_data.csv"), help="raw records to sample")
+    p.add_argument("--model", default=str(model), help="trained model folder (default: the bundled laptop model)")
+    p.add_argument("--data", default=str(model / "Data" / "laptop_data.csv"),
+                   help="raw records to sample (default: the bundled laptop data)")
     p.add_argument("--json", action="store_true", help="print the figures as one JSON object")
     return p
 
@@ -120,7 +126,7 @@ def main(argv=None) -> int:
             part = raw.sample(count, replace=count > len(raw), random_state=len(name)).reset_index(drop=True)
             part.to_csv(tmp / f"{name}.csv", index=False)
             expected[name] = [math.exp(v) for v in pipeline.predict(part)]
-            _run([PY, str(ROOT / "CustomerEncrypts.py"), f"{name}.csv", "--model", str(model), "--keys", "keys",
+            _run([PY, "-m", "ppml", "encrypt", f"{name}.csv", "--model", str(model), "--keys", "keys",
                   *weak, "-q", "-o", f"{name}.json"], tmp)
 
         def check(body: bytes, name: str) -> None:
@@ -131,7 +137,7 @@ def main(argv=None) -> int:
                 raise RuntimeError(f"a {name} answer does not match the plaintext model")
 
         params = str(model / "Encrypted_ModelParameters")
-        script = _run([PY, str(ROOT / "ServerModelRun.py"), "large.json", "-o", "script.json", "--params", params,
+        script = _run([PY, "-m", "ppml", "score", "large.json", "-o", "script.json", "--params", params,
                        "-j", str(workers), *weak, "-q"], tmp)
         check((tmp / "script.json").read_bytes(), "large")
 

@@ -26,13 +26,13 @@ import hashlib
 import io
 import json
 import os
-import stat
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import BinaryIO
+from collections.abc import Callable, Iterator
 
 from . import files
 from .errors import DocumentError, KeyMismatchError, OutputError, PpmlError
@@ -84,9 +84,7 @@ def read_token(token_file=None, environ=None) -> str:
             raise PpmlError("token file not found", path) from None
         except OSError as e:
             raise PpmlError(f"cannot read: {e.strerror}", path) from None
-        if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise PpmlError(f"permissions {stat.S_IMODE(st.st_mode):04o} are too open: a token file must be "
-                            f"readable by its owner only (chmod 600 {path})", path)
+        files.refuse_open_permissions(path, st.st_mode, "a token file")
         try:
             token = Path(path).read_text(encoding="utf-8").strip()
         except (OSError, UnicodeDecodeError) as e:
@@ -229,14 +227,15 @@ class _Upload:
 def content_type(head: bytes) -> str:
     """``application/x-ndjson`` for a JSON Lines document (its first line is a header with
     ``"layout": "jsonl"``), else ``application/json``."""
+    from .streams import jsonl_header
+
     first = head.lstrip().split(b"\n", 1)
     if len(first) == 2:
         try:
-            header = json.loads(first[0])
-        except ValueError:
-            header = None
-        if isinstance(header, dict) and header.get("layout") == "jsonl" and "batches" not in header:
-            return "application/x-ndjson"
+            if jsonl_header(first[0] + b"\n", "document") is not None:
+                return "application/x-ndjson"
+        except PpmlError:
+            pass  # not JSON: the service says what is wrong with it
     return "application/json"
 
 
@@ -246,8 +245,8 @@ class _Sink:
     then stdout's and a file object's bytes wait in a temporary file)."""
 
     def __init__(self, output):
-        self.atomic = None
-        self.out = None
+        self.atomic: files.AtomicFile | None = None
+        self.out: BinaryIO | None = None
         if isinstance(output, (str, Path)) and str(output) != files.STDIO:
             self.atomic = files.AtomicFile(output)
         else:

@@ -1,4 +1,5 @@
-"""The customer's side: raw records → encrypted features, and encrypted predictions → values.
+"""The customer's side: prepared records → encrypted features, and encrypted predictions →
+values. Reading the records (CSV, the sample laptop) is :mod:`ppml.records`.
 
 Only this side ever holds the private key. Everything streams: records are read in chunks,
 encrypted batch by batch on a process pool, and written as they are done, so memory does not
@@ -7,128 +8,15 @@ so decryption starts fast.
 """
 from __future__ import annotations
 
-import sys
-from typing import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from . import files
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec, batch_ids, check_count
-from .errors import AnswerMismatchError, EncodingRangeError, InputError, KeyMismatchError, PpmlError
+from .errors import AnswerMismatchError, EncodingRangeError, KeyMismatchError, PpmlError
 from .validation import shown
 from .paillier import Encryptor, PrivateKey, PublicKey, decrypt_packed, encrypt_packed
 from .parallel import LARGE_INPUT_BATCHES, Recipe, ordered_map
 from .streams import DocumentReader, Limits, batch_bytes_for
-
-#: The original project's example: the laptop a new user gets a price for without any input.
-SAMPLE_LAPTOP = {
-    "Company": "Dell", "TypeName": "Notebook", "Inches": "15.6",
-    "ScreenResolution": "Full HD 1920x1080", "Cpu": "Intel Core i7 2.8GHz", "Ram": "8GB",
-    "Memory": "256GB SSD", "Gpu": "Nvidia GeForce GTX 1050", "OpSys": "Windows 10", "Weight": "2.0kg",
-}
-#: Batches per chunk of CSV records: large enough for fast pandas, small enough for flat memory.
-CHUNK_BATCHES = 64
-
-
-def is_laptop_transform(col_tnf) -> bool:
-    """Whether the sample laptop fits this model (its features step is the laptop parser)."""
-    from .features import LAPTOP_FEATURES
-
-    return col_tnf.features == LAPTOP_FEATURES
-
-
-def sample_records():
-    import pandas as pd
-
-    yield pd.DataFrame([SAMPLE_LAPTOP]), [0]
-
-
-def read_records(data: bytes, source: str):
-    """All records of CSV bytes at once (training): (DataFrame of strings, ids)."""
-    import io
-
-    chunks = list(iter_record_chunks(io.BytesIO(data), source, chunk_records=None))
-    if len(chunks) != 1:
-        raise AssertionError("one chunk expected")  # programming error
-    return chunks[0]
-
-
-def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -> Iterator:
-    """CSV → (DataFrame of strings, record ids) chunks of ``chunk_records`` rows (all rows if
-    None). Ids come from an ``id`` column if there is one, else they are 0-based row numbers."""
-    import pandas as pd
-
-    stream = path_or_buffer
-    if isinstance(stream, str):
-        if stream == files.STDIO:
-            stream = sys.stdin.buffer
-        else:
-            try:
-                stream = open(stream, "rb")
-            except FileNotFoundError:
-                raise InputError("file not found", source) from None
-            except IsADirectoryError:
-                raise InputError("is a folder, expected a CSV file", source) from None
-            except OSError as e:
-                raise InputError(f"cannot read: {e.strerror}", source) from None
-    try:
-        # pandas raises at open when reading whole, at each chunk otherwise.
-        with CsvErrors(source):
-            reader = pd.read_csv(stream, dtype=str, keep_default_na=False, encoding="utf-8",
-                                 chunksize=chunk_records)
-        frames = reader if chunk_records else iter([reader])
-        seen_ids, offset = set(), 0
-        while True:
-            with CsvErrors(source):
-                frame = next(frames, None)
-            if frame is None or frame.empty:
-                break
-            if "id" in frame.columns:
-                ids = [_id_value(v) for v in frame["id"]]
-                before = len(seen_ids)
-                seen_ids.update(ids)  # linear: each id is hashed once, whatever the chunking
-                if len(seen_ids) != before + len(ids):
-                    raise InputError("column 'id' has duplicate values", source)
-            else:
-                ids = list(range(offset, offset + len(frame)))
-            frame.index = range(offset, offset + len(frame))
-            offset += len(frame)
-            yield frame, ids
-        if offset == 0:
-            raise InputError("has a header but no records", source)
-    finally:
-        if stream is not path_or_buffer:
-            stream.close()
-
-
-class CsvErrors:
-    """pandas' reading errors → one-line InputErrors naming the file."""
-
-    def __init__(self, source: str):
-        self.source = source
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        import pandas as pd
-
-        if exc_type is None:
-            return False
-        if issubclass(exc_type, pd.errors.EmptyDataError):
-            raise InputError("is empty, expected a CSV with a header row", self.source) from None
-        if issubclass(exc_type, UnicodeDecodeError):
-            raise InputError("is not UTF-8 text", self.source) from None
-        if issubclass(exc_type, (pd.errors.ParserError, ValueError)):
-            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise InputError(f"is not a readable CSV: {detail}", self.source) from None
-        return False
-
-
-def _id_value(v: str):
-    """``"17"`` → 17 (so CSV ids round-trip as numbers); anything else — leading zeros,
-    non-ASCII digits, more digits than an int64 — stays text."""
-    if v.isascii() and v.isdigit() and len(v) <= 18 and (v == "0" or not v.startswith("0")):
-        return int(v)
-    return v
 
 
 def check_transform(col_tnf, spec: ModelSpec) -> None:
@@ -230,7 +118,7 @@ def features_header(spec: ModelSpec, public: PublicKey) -> EncryptedFeatures:
 
 
 def check_answer(header: EncryptedPredictions, spec: ModelSpec, private: PrivateKey,
-                 request: "SentRequest | None" = None) -> None:
+                 request: SentRequest | None = None) -> None:
     """The customer trusts its own files only: an answer must be for its key and for the model
     it holds (``Model.json``), with that model's codec, slot count and outputs, and, given the
     ``request`` it answers, for that request's key, model and slot count; how the answer is
@@ -375,7 +263,8 @@ def _decrypt_job(state, batch: Batch) -> list[tuple]:
         try:
             outputs.append([codec.decode(s) for s in decrypt_packed(private, codec, c, m)])
         except AnswerMismatchError as e:
-            raise AnswerMismatchError(f"record {shown(batch.ids[e.slot])}, output {name!r}: {e.message}") from None
+            rid = shown(batch.ids[e.slot]) if e.slot is not None else "?"
+            raise AnswerMismatchError(f"record {rid}, output {name!r}: {e.message}") from None
     return [(rid, spec.prediction([values[j] for values in outputs])) for j, rid in enumerate(batch.ids)]
 
 

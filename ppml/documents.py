@@ -171,7 +171,7 @@ class ModelSpec:
         return tuple(self.link.apply(decision))
 
     @classmethod
-    def from_dict(cls, d) -> "ModelSpec":
+    def from_dict(cls, d) -> ModelSpec:
         check_header(d, MODEL_FORMAT)
         names = _names(d)
         lower, upper = _floats(d, "lower", len(names)), _floats(d, "upper", len(names))
@@ -213,10 +213,11 @@ class ModelParameters:
     def integer_weights(self) -> list[tuple[list[int], int]]:
         """``(W, B)`` of every output, on the shared codec's fixed-point scale."""
         codec = self.spec.codec
-        return [(codec.encode_weights(w), codec.encode_intercept(b)) for w, b in zip(self.coefficients, self.intercepts)]
+        return [(codec.encode_weights(w), codec.encode_intercept(b))
+                for w, b in zip(self.coefficients, self.intercepts)]
 
     @classmethod
-    def from_dicts(cls, spec: ModelSpec, coefficients, intercept) -> "ModelParameters":
+    def from_dicts(cls, spec: ModelSpec, coefficients, intercept) -> ModelParameters:
         check_header(coefficients, COEFFICIENTS_FORMAT)
         check_header(intercept, INTERCEPT_FORMAT)
         for name, d in (("coefficients", coefficients), ("intercepts", intercept)):
@@ -287,7 +288,7 @@ class EncryptedFeatures:
         return {**self.header(), "batches": [self.batch_dict(b) for b in self.batches]}
 
     @classmethod
-    def from_dict(cls, d, allow_weak: bool = False) -> "EncryptedFeatures":
+    def from_dict(cls, d, allow_weak: bool = False) -> EncryptedFeatures:
         header = cls.parse_header(d, allow_weak)
         raw_batches = _get(d, "batches", list, "a list of batches")
         header.batches = [header.parse_batch(b, i) for i, b in enumerate(raw_batches)]
@@ -295,7 +296,7 @@ class EncryptedFeatures:
         return header
 
     @classmethod
-    def parse_header(cls, d, allow_weak: bool = False) -> "EncryptedFeatures":
+    def parse_header(cls, d, allow_weak: bool = False) -> EncryptedFeatures:
         """Everything but the batches, validated (a streamed document's first line)."""
         check_header(d, FEATURES_FORMAT)
         try:
@@ -383,7 +384,7 @@ class EncryptedPredictions:
         return {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
 
     @classmethod
-    def from_dict(cls, d, key: PublicKey) -> "EncryptedPredictions":
+    def from_dict(cls, d, key: PublicKey) -> EncryptedPredictions:
         """Parse and validate against the customer's ``key`` (a document for another key is refused)."""
         header = cls.parse_header(d, key)
         raw_batches = _get(d, "batches", list, "a list of batches")
@@ -392,7 +393,7 @@ class EncryptedPredictions:
         return header
 
     @classmethod
-    def parse_header(cls, d, key: PublicKey) -> "EncryptedPredictions":
+    def parse_header(cls, d, key: PublicKey) -> EncryptedPredictions:
         check_header(d, PREDICTIONS_FORMAT)
         fp = _fingerprint_field(d, "key_fingerprint")
         if fp != key.fingerprint:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,7 +82,7 @@ class OneHotBlock:
                 "width": int(self.width)}
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "OneHotBlock":
+    def from_dict(cls, d: dict, where: str) -> OneHotBlock:
         _keys(d, ("kind", "column", "categories", "index", "unknown", "width"), where)
         column = _text(d["column"], f"{where}.column")
         width = _integer(d["width"], f"{where}.width", 1, MAX_CATEGORIES + 1)
@@ -142,20 +143,20 @@ class ScaleBlock:
         return [float(v) for v in ends.min(axis=0)], [float(v) for v in ends.max(axis=0)]
 
     def to_dict(self) -> dict:
-        d = {"kind": "scale", "columns": [str(c) for c in self.columns]}
+        d: dict[str, Any] = {"kind": "scale", "columns": [str(c) for c in self.columns]}
         for name in _SCALE_STEPS:
             values = getattr(self, name)
             d[name] = None if values is None else [float(v) for v in values]
         return d
 
     @classmethod
-    def from_dict(cls, d: dict, where: str) -> "ScaleBlock":
+    def from_dict(cls, d: dict, where: str) -> ScaleBlock:
         _keys(d, ("kind", "columns", *_SCALE_STEPS), where)
         columns = [_text(c, f"{where}.columns[{i}]")
                    for i, c in enumerate(_list(d["columns"], f"{where}.columns", MAX_COLUMNS))]
         if not columns:
             raise ArtifactError(f"{where}.columns must not be empty")
-        steps = {}
+        steps: dict[str, Any] = {}
         for name in _SCALE_STEPS:
             if d[name] is None:
                 steps[name] = None
@@ -170,7 +171,7 @@ class ScaleBlock:
         return cls(columns, **steps)
 
 
-_BLOCKS = {"one_hot": OneHotBlock, "scale": ScaleBlock}
+_BLOCKS: dict[str, Any] = {"one_hot": OneHotBlock, "scale": ScaleBlock}
 
 
 @dataclass
@@ -198,7 +199,7 @@ class CompiledColumns:
         return lower, upper
 
     @classmethod
-    def from_sklearn(cls, ct, input_names=None) -> "CompiledColumns":
+    def from_sklearn(cls, ct, input_names=None) -> CompiledColumns:
         """Compile a fitted ColumnTransformer part by part (see :func:`compile_blocks`).
         ``input_names`` name the columns of a transformer fitted on an array, by position.
 
@@ -208,7 +209,7 @@ class CompiledColumns:
         fitted_names = getattr(ct, "feature_names_in_", None)
         names_in = [str(n) for n in (fitted_names if fitted_names is not None else input_names or [])] or None
         blocks = []
-        for name, transformer, spec in ct.transformers_:
+        for _, transformer, spec in ct.transformers_:
             columns = _select(spec, names_in)
             if isinstance(transformer, str) and transformer == "drop" or not len(columns):
                 continue
@@ -359,7 +360,7 @@ class CustomerTransform:
         return list(self.columns.names)
 
     @classmethod
-    def from_pipeline(cls, pipeline) -> "CustomerTransform":
+    def from_pipeline(cls, pipeline) -> CustomerTransform:
         """The customer's part of a pipeline trained by :mod:`ppml.model`: its ``features``
         step (the laptop parser or a :class:`~ppml.tabular.TabularFeatures`) and ``columns``."""
         from .features import LAPTOP_FEATURES, engineer_features
@@ -380,7 +381,7 @@ class CustomerTransform:
                 "blocks": [b.to_dict() for b in self.columns.blocks], "names": [str(n) for n in self.columns.names]}
 
     @classmethod
-    def from_dict(cls, d) -> "CustomerTransform":
+    def from_dict(cls, d) -> CustomerTransform:
         """Check every field of a customer transform read from a file, its type, size and
         consistency, and build it.
 

@@ -26,7 +26,7 @@ class PpmlError(Exception):
         # raised in worker processes arrive intact.
         return (_rebuild, (type(self), self.message, self.source))
 
-    def with_source(self, source: str) -> "PpmlError":
+    def with_source(self, source: str) -> PpmlError:
         """Attach the file name once it is known (readers deep down do not know it)."""
         if self.source is None:
             self.source = source
@@ -87,6 +87,9 @@ class AnswerMismatchError(KeyMismatchError):
     """An answer that does not answer the request the customer sent (other ids, batch sizes or
     record count, another key or model), or a slot that decodes outside the range the model
     can reach over its declared bounds: refused before anything is printed or written."""
+
+    #: For a slot out of range: its position in the batch, so the caller can name the record.
+    slot: int | None = None
 
 
 class ArtifactError(PpmlError):

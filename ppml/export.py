@@ -43,7 +43,7 @@ from .errors import ArtifactError, FeatureParseError, InputError, UnsupportedMod
 from .links import FUNCS, ClassLink, TargetLink
 from .paillier.codec import DEFAULT_TOLERANCE
 
-#: Regressors whose ``predict`` is ``X @ coef_.T + intercept_`` (the issue's list).
+#: Regressors whose ``predict`` is ``X @ coef_.T + intercept_``.
 REGRESSORS = ("LinearRegression", "Ridge", "RidgeCV", "Lasso", "LassoCV", "ElasticNet", "ElasticNetCV",
               "SGDRegressor", "HuberRegressor", "BayesianRidge", "ARDRegression", "LinearSVR")
 #: Classifiers whose ``decision_function`` is ``X @ coef_.T + intercept_``.
@@ -149,7 +149,8 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
     from .tabular import TabularFeatures
 
     if not isinstance(X_train, pd.DataFrame):
-        raise InputError(f"X_train must be a pandas DataFrame of the raw training columns, got {type(X_train).__name__}")
+        raise InputError("X_train must be a pandas DataFrame of the raw training columns, "
+                         f"got {type(X_train).__name__}")
     steps, final, ttr = _unwrap(estimator)
     raw_columns = _input_columns(estimator, X_train)
     numeric, categorical = _column_kinds(X_train, raw_columns)
@@ -179,7 +180,8 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
         link = ClassLink(tuple(classes), _probability(final))
     outputs = _output_names(target, classes, len(b))
     exported = ExportedModel(transformer, estimator, W.tolist(), b.tolist(), outputs, link, classes,
-                             list(columns.names), lower, upper, {k: (float(lo), float(hi)) for k, (lo, hi) in inputs.items()},
+                             list(columns.names), lower, upper,
+                             {k: (float(lo), float(hi)) for k, (lo, hi) in inputs.items()},
                              _decision_tolerance(link, tolerance), single)
     _check_agreement(exported, X_train)
     _check_loadable(exported)
@@ -639,7 +641,7 @@ def training_frame(path, estimator, targets=()):
     import pandas as pd
 
     from . import files
-    from .customer import CsvErrors
+    from .records import CsvErrors
 
     source = files.display_name(path)
     with CsvErrors(source):

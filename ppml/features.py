@@ -23,8 +23,9 @@ from __future__ import annotations
 import math
 import numbers
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -458,8 +459,8 @@ class FeatureStep:
     def column_parsers(self) -> dict:
         """``{raw column: column parser}``; ValueError if one column needs two parsers or an input
         is never used."""
-        used = {}
-        for name, parser, sources in self.features:
+        used: dict[str, str] = {}
+        for _, parser, sources in self.features:
             for column, column_parser in zip(sources, PARSERS[parser][0]):
                 if used.setdefault(column, column_parser) != column_parser:
                     raise ValueError(f"column {column!r} is read both as {used[column]!r} and as "
@@ -481,7 +482,7 @@ class FeatureStep:
         """
         check_frame(raw, self.inputs)
         parsers = self.column_parsers()
-        parsed = {}
+        parsed: dict[str, Any] = {}
         for column in self.inputs:
             if parsers[column] == "number":
                 parsed[column] = parse_numeric(raw[column], column)
@@ -493,7 +494,8 @@ class FeatureStep:
             _, field, text = PARSERS[parser]
             dtype = object if text else np.float64
             first = parsed[sources[0]]
-            values = first if isinstance(first, np.ndarray) else _broadcast(*first, field=field, dtype=dtype)
+            values = (first if isinstance(first, np.ndarray)
+                      else _broadcast(first[0], first[1], field=field, dtype=dtype))
             if parser == "laptop.ppi":
                 values = _ppi(raw, values, _broadcast(*parsed[sources[1]]), sources[1])
             columns[name] = pd.Series(values, index=raw.index, dtype=dtype)

@@ -12,11 +12,12 @@ import fcntl
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from pathlib import Path
 
-from .errors import DocumentError, OutputError
+from .errors import DocumentError, OutputError, PpmlError
 
 STDIO = "-"
 
@@ -191,6 +192,14 @@ def silence_stdout() -> None:
         pass
 
 
+def refuse_open_permissions(path, st_mode: int, what: str, error: type[PpmlError] = PpmlError) -> None:
+    """A secret file (a private key, a bearer token) that its group or others may read is
+    refused, with the command that fixes it."""
+    if st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise error(f"permissions {stat.S_IMODE(st_mode):04o} are too open: {what} must be readable by its "
+                    f"owner only (chmod 600 {path})", str(path))
+
+
 def current_umask() -> int:
     """The process's umask (reading it means setting it, so it is set straight back)."""
     mask = os.umask(0o022)
@@ -341,7 +350,7 @@ def _lock(fd: int, folder: Path, timeout: float | None) -> None:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if deadline is None else fcntl.LOCK_NB))
             return
         except BlockingIOError:
-            if time.monotonic() >= deadline:
+            if deadline is None or time.monotonic() >= deadline:  # (a blocking flock does not raise this)
                 os.close(fd)
                 waited = f"for {timeout:g} s" if timeout else "(not waiting)"
                 raise OutputError(f"another run is writing into this folder and held its lock {waited}; try "

@@ -8,7 +8,6 @@ that its modulus is well formed; :meth:`KeyStore.prove` adds that proof to a ver
 from __future__ import annotations
 
 import os
-import stat
 from pathlib import Path
 
 from . import files
@@ -142,9 +141,7 @@ def check_private_mode(path) -> None:
     except FileNotFoundError:
         raise KeyFileError("private key not found beside its public key (restore it from a backup, or "
                            "create a new pair with `python -m ppml keygen --force`)", str(path)) from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise KeyFileError(f"permissions {stat.S_IMODE(st.st_mode):04o} are too open: the private key "
-                           f"must be readable by its owner only (chmod 600 {path})", str(path))
+    files.refuse_open_permissions(path, st.st_mode, "the private key", KeyFileError)
 
 
 def _read(path):

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Sequence
 
 from .errors import DocumentError
 from .validation import shown
@@ -31,10 +31,23 @@ from .validation import shown
 #: Element-wise steps of a target link, in order: ``(op, values)``; ``values`` is a list with one
 #: number per output for the arithmetic ops, the function's name for ``func``.
 TARGET_OPS = ("add", "sub", "mul", "div", "func")
+
+
+def _exp2(value: float) -> float:
+    """``2 ** value``: ``math.exp2`` is Python 3.11+; ``pow`` agrees with it to the last bit or
+    two, far inside 1e-9, and overflows the same way."""
+    return 2.0 ** value
+
+
+def _cbrt(value: float) -> float:
+    """The real cube root (negative for a negative value): ``math.cbrt`` is Python 3.11+."""
+    return math.copysign(abs(value) ** (1.0 / 3.0), value)
+
+
 #: The numpy ufuncs a target link may apply (by name), as the customer computes them.
 FUNCS = {
-    "exp": math.exp, "expm1": math.expm1, "exp2": math.exp2, "log": math.log, "log1p": math.log1p,
-    "log2": math.log2, "log10": math.log10, "sqrt": math.sqrt, "square": lambda v: v * v, "cbrt": math.cbrt,
+    "exp": math.exp, "expm1": math.expm1, "exp2": _exp2, "log": math.log, "log1p": math.log1p,
+    "log2": math.log2, "log10": math.log10, "sqrt": math.sqrt, "square": lambda v: v * v, "cbrt": _cbrt,
 }
 PROBABILITIES = ("logistic", "softmax", "modified_huber")
 

@@ -27,7 +27,7 @@ from collections import OrderedDict, deque
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 #: Work estimate (batches) used to size precomputed tables when an input is longer than the part
 #: read ahead: large enough that tables are sized for throughput.
@@ -112,7 +112,10 @@ def ordered_map(fn: Callable, items: Iterable, recipe: Recipe, workers: int = 1,
     try:
         pending: deque = deque()
         for item in items:
-            pending.append(pool.submit(_call, fn, item))
+            try:
+                pending.append(pool.submit(_call, fn, item))
+            except BrokenProcessPool:  # a worker died since the last result was taken
+                raise _worker_died() from None
             if len(pending) >= window:
                 yield _result(pending.popleft())
         while pending:
@@ -126,10 +129,13 @@ def _result(future):
     try:
         return future.result()
     except BrokenProcessPool:
-        from .errors import WorkerError
+        raise _worker_died() from None
 
-        raise WorkerError("a worker process died (killed by a signal, or out of memory); nothing was "
-                          "written") from None
+
+def _worker_died():
+    from .errors import WorkerError
+
+    return WorkerError("a worker process died (killed by a signal, or out of memory); nothing was written")
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:

@@ -25,8 +25,9 @@ from __future__ import annotations
 import json
 import os
 import stat
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import Any
 
 import gmpy2
 
@@ -180,7 +181,7 @@ def fill(pool: RandomnessPool, wanted: int, private=None, workers: int = 1, prog
             raise KeyFileError("filling the customer's pool needs the private key")
         recipe = Recipe(Encryptor, (pool.public, private, missing, workers, True),
                         key=f"pool:{pool.public.fingerprint}:{missing}")
-        job = _customer_chunk
+        job: Callable[[Any, int], list] = _customer_chunk
     else:
         recipe, job = Recipe(_identity, (pool.public,)), _server_chunk
     added = 0

@@ -1,5 +1,8 @@
 """The company's side: encrypted features → encrypted predictions, with the public key only.
 
+This is the scoring step (``ServerModelRun.py``, ``python -m ppml score``), not the prediction
+service: that is :mod:`ppml.service`, which calls this module for each batch.
+
 Imports neither pandas nor scikit-learn: the parameters are JSON, the maths is gmpy2. Of the
 customer's key only ``n`` is used: every answer is masked above its declared slots and
 re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.score_packed`).
@@ -7,7 +10,7 @@ re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.sco
 from __future__ import annotations
 
 import itertools
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
 from .errors import DocumentError, KeyMismatchError

@@ -1,5 +1,6 @@
-"""The three stages — encrypt, score, decrypt — as functions from an input to an output, and
-folder (cron) mode over any of them.
+"""The three stages — encrypt, score, decrypt — as functions from an input to an output.
+Folder (cron) mode over any of them is :mod:`ppml.folders`; how predictions are shown,
+:mod:`ppml.display`.
 
 This is the one place a stage is put together: the click commands, ``python -m ppml.bench``
 and the tests all call these functions, so what the tests exercise is what production runs.
@@ -10,25 +11,20 @@ output or none.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import itertools
-import json
 import os
-import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from . import customer, files, pools, server
 from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count
+from .display import csv_field, prediction_text
 from .errors import OutputError, PpmlError
 from .paillier.proof import require_proven
+from .records import CHUNK_BATCHES, iter_record_chunks, sample_records
 from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
-
-#: Seconds a stage waits for another run's lock on its output folder by default.
-DEFAULT_WAIT = 300.0
-
 
 @dataclass
 class Outcome:
@@ -87,7 +83,8 @@ class CustomerKeys:
     def __init__(self, store, bits: int | None = None, allow_weak: bool = False,
                  on_create: Callable | None = None):
         self.store, self.allow_weak, self.on_create = store, allow_weak, on_create
-        self._bits, self._pair = bits, None
+        self._bits = bits
+        self._pair: tuple | None = None
 
     @property
     def bits(self) -> int:
@@ -171,9 +168,9 @@ def customer_model(model_dir) -> tuple[ModelSpec, object]:
 def _records(records, chunk: int):
     """(source name, chunks of (raw frame, ids)) of a CSV path or ``-``, or the sample laptop."""
     if records is None:
-        return "the sample laptop", customer.sample_records()
+        return "the sample laptop", sample_records()
     source = files.display_name(records)
-    return source, customer.iter_record_chunks(records, source, chunk)
+    return source, iter_record_chunks(records, source, chunk)
 
 
 def features(records, output, *, spec: ModelSpec, col_tnf, protected: Sequence[tuple] = (),
@@ -181,7 +178,7 @@ def features(records, output, *, spec: ModelSpec, col_tnf, protected: Sequence[t
     """Raw records → their feature vectors as CSV (``id``, then one column per model feature, the
     shortest decimal of each float64): exactly what :func:`encrypt` encodes, bounds checked as
     it checks them, for a client that implements the rest of the protocol itself."""
-    source, chunks = _records(records, 32 * customer.CHUNK_BATCHES)  # any chunk size gives the same output
+    source, chunks = _records(records, 32 * CHUNK_BATCHES)  # any chunk size gives the same output
     guard_output(output, [records], protected)
     batches = count = 0
     with watch.step("features"), (files.StdoutSink() if output == files.STDIO else files.AtomicFile(output)) as sink:
@@ -191,7 +188,7 @@ def features(records, output, *, spec: ModelSpec, col_tnf, protected: Sequence[t
                 spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)  # the bounds check
             except PpmlError as e:
                 raise e.with_source(source)
-            rows = [["id", *spec.features]] if not count else []
+            rows: list[list] = [["id", *spec.features]] if not count else []
             rows += ([i, *map(float, row)] for i, row in zip(ids, x))
             sink.write("".join(",".join(map(csv_field, row)) + "\n" for row in rows).encode())
             sink.flush()
@@ -205,7 +202,7 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
     """Raw records (a CSV path, ``-``, or None for the sample laptop) → an encrypted-features
     document at ``output`` (a path or ``-``)."""
     m = spec.codec.slots_for(keys.bits)
-    chunk = m * customer.CHUNK_BATCHES
+    chunk = m * CHUNK_BATCHES
     source, chunks = _records(records, chunk)
     with watch.step("read"):
         prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
@@ -311,152 +308,3 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, request=None
                 for rid, prediction in pairs():
                     sink.write((",".join([csv_field(rid), *map(csv_field, prediction)]) + "\n").encode())
     return Outcome(counts[1], counts[0], output)
-
-
-def readable(value: float) -> str:
-    """How a prediction is shown to a person (``CustomerDecrypts.py``'s lines, the portal):
-    prices and salaries as 62,996.92; small values with six significant digits, not 0.00."""
-    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.6g}"
-
-
-def prediction_text(spec: ModelSpec, prediction: tuple) -> str:
-    """A record's prediction as a person reads it: ``Price = 62,996.92``; ``y_0 = 1.5, y_1 =
-    2.25`` for several outputs; ``class = setosa (p = 0.973)`` (the label's probability, if the
-    model has probabilities)."""
-    from .links import ClassLink
-
-    if isinstance(spec.link, ClassLink):
-        label, *proba = prediction
-        shown = f"class = {label}"
-        return shown + f" (p = {proba[spec.link.classes.index(label)]:.3f})" if proba else shown
-    return ", ".join(f"{name} = {readable(value)}" for name, value in zip(spec.outputs, prediction))
-
-
-#: First characters that make a spreadsheet take a text cell for a formula (OWASP's CSV
-#: injection list): such a cell is written with a leading ``'``.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-#: Text that is a plain decimal number: a spreadsheet reads it as that number, never a formula.
-_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
-def csv_field(value) -> str:
-    """One CSV cell, as every CSV this toolkit writes holds it: a number as itself (a float at
-    full precision, ``repr`` reads back as the same double; a negative one stays a number); text
-    — an id, a class label, a column name — with a leading ``'`` when it begins with ``=``,
-    ``+``, ``-``, ``@``, a tab or CR and is not a plain decimal number, so that no cell is ever
-    a live formula (``=HYPERLINK(…)`` in an id); quoted when it holds ``,``, ``"`` or a line
-    break."""
-    if isinstance(value, float):
-        return repr(float(value))  # numpy's float64 is a float whose own repr names its type
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    text = str(value)
-    if text.startswith(FORMULA_STARTS) and not _DECIMAL.fullmatch(text):
-        text = "'" + text
-    if any(c in text for c in ',"\n\r'):
-        return '"' + text.replace('"', '""') + '"'
-    return text
-
-
-# ---------------------------------------------------------------------------------------------
-# One input, or a folder of them (cron)
-# ---------------------------------------------------------------------------------------------
-def run_one(process: Callable, source, output, wait: float = DEFAULT_WAIT):
-    """``process(source, output)`` under the output folder's lock (none for stdout)."""
-    lock = files.output_lock(output, timeout=wait) if output is not None else contextlib.nullcontext()
-    with lock:
-        return process(source, output)
-
-
-MANIFEST = ".ppml-manifest.json"
-MANIFEST_FORMAT = "ppml.folder-manifest"
-
-
-@dataclass
-class FolderReport:
-    """How a folder run went; ``errors`` holds one ``(input, message)`` per failed input."""
-
-    processed: int = 0
-    skipped: int = 0
-    errors: list = field(default_factory=list)
-
-    @property
-    def failed(self) -> int:
-        return len(self.errors)
-
-
-def run_folder(inputs: Iterable[Path], out_dir, out_name: Callable, process: Callable,
-               wait: float = DEFAULT_WAIT) -> FolderReport:
-    """Cron mode: ``process(input, output)`` for every input whose output is not up to date.
-
-    An output is up to date when the folder's manifest (``.ppml-manifest.json``) records that
-    it was made from an input of this name with these exact bytes (SHA-256), so an input
-    replaced by one with an older modification time (``cp -p``, ``rsync -a``, ``tar``) is
-    redone. Inputs whose outputs would share a name are refused, each naming the other. Every
-    failure — of any kind — is reported and the other inputs go on. The output folder stays
-    locked throughout, so a second run waits, then finds the work done; temporary files that a
-    killed run left are removed first."""
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise OutputError("is not a folder (folder mode writes one output per input)", str(out_dir))
-    report = FolderReport()
-    by_output: dict = {}
-    for source in sorted(inputs):
-        by_output.setdefault(out_name(source), []).append(source)
-    with files.output_lock(out_dir / MANIFEST, timeout=wait):
-        files.remove_stale_temps_in(out_dir)
-        manifest = _read_manifest(out_dir)
-        for name, sources in by_output.items():
-            if len(sources) > 1:
-                for source in sources:
-                    others = ", ".join(str(s) for s in sources if s != source)
-                    report.errors.append((source, f"its output {out_dir / name} would also be that of {others}; "
-                                                  "rename one of them"))
-                continue
-            source, target = sources[0], out_dir / name
-            try:
-                digest = _sha256(source)
-                if target.exists() and manifest.get(name) == {"input": source.name, "sha256": digest}:
-                    report.skipped += 1
-                    continue
-                process(source, target)
-                manifest[name] = {"input": source.name, "sha256": digest}
-                _write_manifest(out_dir, manifest)
-                report.processed += 1
-            except PpmlError as e:
-                report.errors.append((source, e.message if e.source in (None, str(source)) else str(e)))
-            except Exception as e:  # noqa: BLE001 - one document's failure must not stop the rest
-                report.errors.append((source, f"internal error: {type(e).__name__}: {e}"))
-    return report
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as f:
-            while chunk := f.read(1 << 20):
-                digest.update(chunk)
-    except OSError as e:
-        raise OutputError(f"cannot read: {e.strerror}", str(path)) from None
-    return digest.hexdigest()
-
-
-def _read_manifest(out_dir: Path) -> dict:
-    """The outputs' provenance; an unreadable manifest means every output is redone."""
-    try:
-        d = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    outputs = d.get("outputs") if isinstance(d, dict) and d.get("format") == MANIFEST_FORMAT else None
-    return dict(outputs) if isinstance(outputs, dict) else {}
-
-
-def _write_manifest(out_dir: Path, outputs: dict) -> None:
-    files.atomic_write_bytes(out_dir / MANIFEST, files.dump_json(
-        {"format": MANIFEST_FORMAT, "version": 1, "outputs": outputs}).encode())
-
-
-def folder_inputs(folder, suffixes: tuple) -> list[Path]:
-    return [p for p in Path(folder).iterdir()
-            if p.is_file() and not p.name.startswith(".") and p.name.endswith(suffixes)]
-

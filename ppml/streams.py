@@ -20,7 +20,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from collections.abc import Generator, Iterator
 
 from . import files
 from .errors import DocumentError
@@ -51,6 +51,18 @@ def batch_bytes_for(key_bits: int, ciphertexts: int, slots: int) -> int:
 
 def wants_jsonl(path) -> bool:
     return str(path) == files.STDIO or str(path).endswith(".jsonl")
+
+
+def jsonl_header(first: bytes, name: str, lineno: int | None = None) -> dict | None:
+    """The header, if ``first`` (a document's first non-blank line, newline included) is a JSON
+    Lines header; None for the JSON layout. A JSON Lines header is one short line that says so;
+    anything else is the JSON layout, whose first line may be the whole document (so it is not
+    parsed here, only streamed)."""
+    if first.endswith(b"\n") and b'"layout"' in first and b'"batches"' not in first:
+        head = files.parse_json(first, name, lineno)
+        if isinstance(head, dict) and head.get("layout") == JSONL:
+            return head
+    return None
 
 
 def header_text(header: dict, jsonl: bool) -> bytes:
@@ -135,13 +147,10 @@ class DocumentReader:
             first = self._stream.readline(self.limits.header_bytes + 1)
         if not first.strip():
             raise DocumentError("is empty, expected a JSON document", self.name)
-        # A JSON Lines header is one short line that says so; anything else is the JSON layout,
-        # whose first line may be the whole document (so it is not parsed here, only streamed).
-        if first.endswith(b"\n") and b'"layout"' in first and b'"batches"' not in first:
-            head = files.parse_json(first, self.name, self._lineno if self._lineno > 1 else None)
-            if isinstance(head, dict) and head.get("layout") == JSONL:
-                self.jsonl, self.header = True, head
-                return
+        head = jsonl_header(first, self.name, self._lineno if self._lineno > 1 else None)
+        if head is not None:
+            self.jsonl, self.header = True, head
+            return
         self.jsonl = False
         self._budget = _Budget(self._stream, first, self.limits.header_bytes, self.name)
         self._events = _events(self._budget, self.name)
@@ -175,7 +184,7 @@ class DocumentReader:
         _, event, value = next(self._events)
         if event != "start_map":
             return _build(self._events, event, value, self.name)
-        header = {}
+        header: dict = {}
         for _, event, key in self._events:
             if event == "end_map":
                 self._after_batches = True  # no batches at all
@@ -183,8 +192,13 @@ class DocumentReader:
             if key == "batches":
                 self._after_batches = False
                 return header
-            header[key] = _build(self._events, *next(self._events)[1:], self.name)
+            header[key] = self._next_value()
         raise AssertionError("unreachable: the parser ends every object")
+
+    def _next_value(self):
+        """The next whole value of the document (a field's, after its key)."""
+        _, event, value = next(self._events)
+        return _build(self._events, event, value, self.name)
 
     def _json_batches(self) -> Iterator:
         if self._after_batches:
@@ -202,7 +216,7 @@ class DocumentReader:
         for _, event, value in self._events:  # fields after the batches: only "records" is read
             if event == "end_map":
                 break
-            field = _build(self._events, *next(self._events)[1:], self.name)
+            field = self._next_value()
             if value == "records":
                 self.declared_records = field
         for _ in self._events:  # the parser refuses anything but white space after the value
@@ -231,7 +245,7 @@ class DocumentReader:
             yield item
         raise DocumentError("the stream ended before its end line (truncated document)", self.name)
 
-    def batches(self) -> Iterator:
+    def batches(self) -> Generator:
         try:
             yield from (self._jsonl_batches() if self.jsonl else self._json_batches())
         finally:
@@ -285,8 +299,9 @@ def _build(events, event: str, value, name: str):
     """The Python value whose first parse event is ``(event, value)``, built from ``events``."""
     if event not in ("start_map", "start_array"):
         return value
-    root = {} if event == "start_map" else []
-    stack, key = [root], None
+    root: dict | list = {} if event == "start_map" else []
+    stack: list = [root]
+    key = None
     for _, event, value in events:
         top = stack[-1]
         if event == "map_key":

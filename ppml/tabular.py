@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
@@ -41,7 +41,7 @@ __all__ = [
     "default_bounds", "parse_bounds", "numeric_lookalikes", "unnamed_column_notes",
 ]
 
-#: The column that names records (see :func:`ppml.customer.iter_record_chunks`); never a feature.
+#: The column that names records (see :func:`ppml.records.iter_record_chunks`); never a feature.
 ID_COLUMN = "id"
 #: Headroom of the default bounds over the largest training magnitude's power of two.
 BOUNDS_FACTOR = 16

@@ -72,7 +72,7 @@ def train(data, target, log_target, categorical, numeric, ignore, bounds, min_fr
     three scripts use (pass them --model DIR / --params DIR/Encrypted_ModelParameters).
     """
     from .. import artifacts, files
-    from ..customer import read_records
+    from ..records import read_records
     from ..errors import PpmlError
 
     if target is None:
@@ -172,7 +172,8 @@ def export(model_pkl, data, targets, bounds, out_dir, quiet):
     estimator = load_estimator(model_pkl)
     frame = training_frame(data, estimator, targets)
     try:
-        exported = export_artifacts(estimator, frame, out_dir, bounds=parse_bounds(bounds), target=list(targets) or None)
+        exported = export_artifacts(estimator, frame, out_dir, bounds=parse_bounds(bounds),
+                                    target=list(targets) or None)
     except InputError as e:  # the training records or --bounds
         raise e.with_source(data)
     except PpmlError as e:  # the estimator

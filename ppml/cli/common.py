@@ -59,9 +59,12 @@ def weak_key_option(f):
 
 
 def model_option(f):
-    return click.option("--model", "model_dir", default=".", show_default=True,
-                        type=click.Path(file_okay=False),
-                        help="Folder holding col_tnf.pkl and Encrypted_ModelParameters/.")(f)
+    from ..bundled import default_model_dir
+
+    return click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
+                        callback=lambda ctx, param, value: default_model_dir() if value is None else value,
+                        help="Folder holding col_tnf.pkl and Encrypted_ModelParameters/ (default: the current "
+                             "folder if it holds either, else the laptop model installed with ppml).")(f)
 
 
 def keys_option(f):
@@ -123,7 +126,7 @@ class Progress:
 
 
 def wait_option(f):
-    from ..stages import DEFAULT_WAIT
+    from ..folders import DEFAULT_WAIT
 
     return click.option("--wait", type=click.FloatRange(0), default=DEFAULT_WAIT, show_default=True,
                         metavar="SECONDS",
@@ -173,10 +176,10 @@ def run_stage(source, output, process, *, default_file, default_folder, suffixes
     a folder of outputs, with an ``Error:`` line per failed input and a one-line summary (exit
     status 1 if anything failed). ``process(source, output)`` does the work; ``default_file``
     None means no output file (decryption printing its lines)."""
-    from .. import stages
+    from .. import folders
 
     if source is not None and str(source) != "-" and os.path.isdir(source):
-        report = stages.run_folder(stages.folder_inputs(source, suffixes), output or default_folder, out_name,
+        report = folders.run_folder(folders.folder_inputs(source, suffixes), output or default_folder, out_name,
                                    lambda src, dst: process(str(src), str(dst)), wait)
         for failed, message in report.errors:
             click.echo(f"Error: {failed}: {message}", err=True)
@@ -186,4 +189,4 @@ def run_stage(source, output, process, *, default_file, default_folder, suffixes
         if report.failed:
             sys.exit(1)
         return
-    stages.run_one(process, source, output or default_file, wait)
+    folders.run_one(process, source, output or default_file, wait)

@@ -41,14 +41,15 @@ def encrypt_command(records, output, keys_dir, key_size, model_dir, workers, sch
     names the records. Without RECORDS, the bundled sample laptop is encrypted. A key pair is
     created in the key folder if there is none.
     """
-    from .. import customer, files, stages
+    from .. import files, stages
+    from ..records import is_laptop_transform
     from ..errors import KeyFileError
     from ..keystore import KeyStore
 
     watch = CommandWatch("Encrypting", verbose, quiet)
     with watch.step("load model"):
         spec, col_tnf = stages.customer_model(model_dir)
-    if records is None and not customer.is_laptop_transform(col_tnf):
+    if records is None and not is_laptop_transform(col_tnf):
         raise click.UsageError(f"RECORDS is required for this model (the sample laptop only fits the laptop "
                                f"model); give a CSV with the columns {', '.join(col_tnf.input_columns)}")
     store = KeyStore(keys_dir)

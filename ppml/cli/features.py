@@ -25,11 +25,12 @@ def features_command(records, output, model_dir, quiet):
     model's order, as the shortest decimal that reads back as the exact float64. Records
     outside the model's declared bounds are refused as CustomerEncrypts.py refuses them.
     """
-    from .. import customer, stages
+    from .. import folders, stages
+    from ..records import is_laptop_transform
 
     spec, col_tnf = stages.customer_model(model_dir)
-    if records is None and not customer.is_laptop_transform(col_tnf):
+    if records is None and not is_laptop_transform(col_tnf):
         raise click.UsageError("RECORDS is required for this model (the sample laptop only fits the laptop model)")
-    done = stages.run_one(lambda source, output: stages.features(
+    done = folders.run_one(lambda source, output: stages.features(
         source, output, spec=spec, col_tnf=col_tnf, protected=stages.model_files(model_dir)), records, output)
     say(quiet, f"Wrote the feature vectors of {done.records} record(s) to {output if output != '-' else '<stdout>'}")

@@ -74,6 +74,6 @@ def portal_command(server, token_file, keys_dir, key_size, model_dir, host, port
         config = uvicorn.Config(app, host=host, port=port, log_level="warning" if quiet else "info",
                                 access_log=False, server_header=False, timeout_graceful_shutdown=15,
                                 timeout_keep_alive=5)
-        say(quiet, f"Portal for model {customer.spec.fingerprint[:23]}… ({prediction_label(customer.spec)}) scored by {server}; "
-                   f"key {customer.public_key.fingerprint[:23]}… in {keys_dir}/")
+        say(quiet, f"Portal for model {customer.spec.fingerprint[:23]}… ({prediction_label(customer.spec)}) "
+                   f"scored by {server}; key {customer.public_key.fingerprint[:23]}… in {keys_dir}/")
         uvicorn.Server(config).run()

@@ -23,7 +23,8 @@ def _timeout_option(f):
 Examples:
   python -m ppml request http://host:8000 Encrypted_Data/data.json -o Encrypted_Predicted_value/answer.json \\
       --token-file token.txt
-  CustomerEncrypts.py x.csv -o - | python -m ppml request http://host:8000 - -o - | CustomerDecrypts.py - -o preds.csv""")
+  CustomerEncrypts.py x.csv -o - | python -m ppml request http://host:8000 - -o - |
+      CustomerDecrypts.py - -o preds.csv""")
 @click.argument("url")
 @click.argument("encrypted", required=False, default="Encrypted_Data/data.json", metavar="[ENCRYPTED]")
 @click.option("-o", "--output", default="Encrypted_Predicted_value/answer.json", show_default=True,

@@ -24,7 +24,9 @@ DEFAULT_PARAMS = "Encrypted_ModelParameters"
                    "stdout (JSON Lines). A name ending in .jsonl is written as JSON Lines. With a "
                    "folder as ENCRYPTED: the output folder (default Encrypted_Predicted_value/).")
 @click.option("--params", "params_dir", default=None, type=click.Path(file_okay=False),
-              help=f"Folder with Model.json, Coefficients.json and Intercept.json (default {DEFAULT_PARAMS}/).")
+              help=f"Folder with Model.json, Coefficients.json and Intercept.json, the plaintext weights "
+                   f"despite the folder's name (default {DEFAULT_PARAMS}/ "
+                   "if the current folder has one, else the laptop model's installed with ppml).")
 @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
               help="A trained model folder (`python -m ppml train --out-dir`): uses its "
                    "Encrypted_ModelParameters/. Not together with --params.")
@@ -40,8 +42,8 @@ DEFAULT_PARAMS = "Encrypted_ModelParameters"
 @verbose_option
 @quiet_option
 @reports_errors
-def score_command(encrypted, output, params_dir, model_dir, pools_dir, workers, scheduler, wait, max_batch_mb, allow_weak_key,
-                  verbose, quiet):
+def score_command(encrypted, output, params_dir, model_dir, pools_dir, workers, scheduler, wait, max_batch_mb,
+                  allow_weak_key, verbose, quiet):
     """Score encrypted features with the company's model, never seeing them.
 
     ENCRYPTED is an encrypted-features document (default Encrypted_Data/data.json), - for
@@ -50,12 +52,13 @@ def score_command(encrypted, output, params_dir, model_dir, pools_dir, workers, 
     its declared records and re-randomized with the server's own randomness before it leaves.
     """
     from .. import artifacts, files, stages
+    from ..bundled import default_params_dir
 
     if params_dir is not None and model_dir is not None:
         raise click.UsageError("give --params or --model, not both")
     if model_dir is not None:
         params_dir = str(Path(model_dir) / artifacts.PARAMS_DIR)
-    params_dir = params_dir or DEFAULT_PARAMS
+    params_dir = params_dir or default_params_dir()
     watch = CommandWatch("Scoring", verbose, quiet)
     with watch.step("load model"):
         params = artifacts.load_parameters(params_dir)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from collections.abc import Iterable, Sequence
 
 from ..errors import AnswerMismatchError, DocumentError, EncodingRangeError
 from ..validation import shown
@@ -91,7 +91,7 @@ class FixedPointCodec:
         return int(round(math.ldexp(value, self.feature_bits)))
 
     # -- model ----------------------------------------------------------------------------
-    def encode_weights(self, weights: Sequence[float]) -> list[int]:
+    def encode_weights(self, weights: Iterable[float]) -> list[int]:
         return [int(round(math.ldexp(float(w), self.weight_bits))) for w in weights]
 
     def encode_intercept(self, intercept: float) -> int:
@@ -159,7 +159,7 @@ class FixedPointCodec:
                 "slot_bits": self.slot_bits}
 
     @classmethod
-    def from_dict(cls, d) -> "FixedPointCodec":
+    def from_dict(cls, d) -> FixedPointCodec:
         if not isinstance(d, dict):
             raise DocumentError("codec must be an object with feature_bits, weight_bits, slot_bits")
         try:
@@ -173,10 +173,10 @@ def _fraction_to_float(numerator: int, shift: int) -> float:
     return numerator / (1 << shift)
 
 
-def design_codec(lower: Sequence[float], upper: Sequence[float], weights: Sequence[float],
-                 intercept: float, tolerance: float = DEFAULT_TOLERANCE) -> FixedPointCodec:
+def design_codec(lower, upper, weights, intercept: float, tolerance: float = DEFAULT_TOLERANCE) -> FixedPointCodec:
     """The smallest scales whose worst-case rounding error over the declared feature box is at
-    most ``tolerance``, and the slot width that keeps every packed slot in range.
+    most ``tolerance``, and the slot width that keeps every packed slot in range. ``lower``,
+    ``upper`` and ``weights`` are vectors of floats (sequences or arrays) of one length.
 
     Error of the integer computation against the exact real ``w·x + b`` (|e|,|f|,|g| ≤ ½):
     ``Σ(|w_i|·2^−(Fx+1) + |x_i|·2^−(Fw+1) + 2^−(Fx+Fw+2)) + 2^−(Fx+Fw+1)``.
@@ -214,8 +214,3 @@ def error_bound(fx: int, fw: int, lower, upper, weights) -> float:
     sum_x = float(np.maximum(np.abs(np.asarray(lower, dtype=np.float64)),
                              np.abs(np.asarray(upper, dtype=np.float64))).sum())
     return sum_w * 2.0 ** -(fx + 1) + sum_x * 2.0 ** -(fw + 1) + (len(weights) + 2) * 2.0 ** -(fx + fw + 1)
-
-
-def max_abs_error(codec: FixedPointCodec, lower, upper, weights) -> float:
-    """The worst-case decode error that :func:`design_codec` guarantees, for reports."""
-    return error_bound(codec.feature_bits, codec.weight_bits, lower, upper, weights)

@@ -21,7 +21,8 @@ anything. Parsing a key only checks the proof's shape; :func:`ppml.paillier.proo
 does the arithmetic.
 
 The private key is the factorisation; decryption uses the CRT over ``p²`` and ``q²`` (see
-:meth:`PrivateKey.raw_decrypt` for what runs in constant time and what does not). No file I/O here: ``to_dict``/``from_dict`` give plain JSON-able dicts and validate them.
+:meth:`PrivateKey.raw_decrypt` for what runs in constant time and what does not). No file I/O
+here: ``to_dict``/``from_dict`` give plain JSON-able dicts and validate them.
 """
 from __future__ import annotations
 
@@ -131,7 +132,7 @@ class PublicKey:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, allow_weak: bool = False) -> "PublicKey":
+    def from_dict(cls, d: dict, allow_weak: bool = False) -> PublicKey:
         """Parse a public key with cheap checks only: odd ``n`` of the declared size, ``h_s`` a
         unit modulo ``n²``, fingerprint consistent, a modulus proof of the right shape. Whether
         the proof verifies (and so whether ``n`` may be used at all) is
@@ -167,6 +168,12 @@ class PrivateKey:
     q: gmpy2.mpz
     p_factors: tuple
     q_factors: tuple
+    # CRT constants, computed from p and q in __post_init__.
+    _p_sq: gmpy2.mpz = field(init=False, repr=False)
+    _q_sq: gmpy2.mpz = field(init=False, repr=False)
+    _hp: gmpy2.mpz = field(init=False, repr=False)
+    _hq: gmpy2.mpz = field(init=False, repr=False)
+    _p_inv_q: gmpy2.mpz = field(init=False, repr=False)
 
     def __post_init__(self):
         (p, pf), (q, qf) = sorted(((gmpy2.mpz(self.p), tuple(map(gmpy2.mpz, self.p_factors))),
@@ -236,7 +243,7 @@ class PrivateKey:
         }
 
     @classmethod
-    def from_dict(cls, d: dict, public: PublicKey) -> "PrivateKey":
+    def from_dict(cls, d: dict, public: PublicKey) -> PrivateKey:
         """The private key for ``public``, refused unless it is a well-formed pair whose
         generator passes :meth:`check_generator`."""
         _check_header(d, PRIVATE_FORMAT)
@@ -256,14 +263,14 @@ class PrivateKey:
         return private
 
     @classmethod
-    def restore(cls, d: dict, upgrade: bool = False) -> "PrivateKey":
+    def restore(cls, d: dict, upgrade: bool = False) -> PrivateKey:
         """The key pair from the private-key file alone (it records ``h_s``), with a fresh
         modulus proof: for a key folder whose public key was lost (a run killed between
         writing the two files), and, with ``upgrade``, for a version-2 file (no proof yet)."""
         return cls._parse(d, None, upgrade)
 
     @classmethod
-    def _parse(cls, d: dict, proof: ModulusProof | None, upgrade: bool = False) -> "PrivateKey":
+    def _parse(cls, d: dict, proof: ModulusProof | None, upgrade: bool = False) -> PrivateKey:
         """The checked pair; its public key carries ``proof``, or a fresh one if None."""
         _check_header(d, PRIVATE_FORMAT, upgrade)
         p, q = _primes(_hex_field(d, "p"), _hex_field(d, "q"))
@@ -318,7 +325,7 @@ def _check_header(d, fmt: str, upgrade: bool = False) -> None:
 class KeyVersionError(KeyProofError):
     """A version-2 key file: sound, but without the modulus proof version 3 adds."""
 
-    def for_folder(self, folder: str) -> "KeyVersionError":
+    def for_folder(self, folder: str) -> KeyVersionError:
         """The same error naming the key folder in the command to run."""
         return KeyVersionError(self.message.replace("DIR", folder), self.source)
 
@@ -367,7 +374,7 @@ def generate_keypair(bits: int = DEFAULT_KEY_BITS, allow_weak: bool = False) -> 
             break
     h_s = djn_generator(p, q, p_factors, q_factors)
     public = PublicKey(n, h_s, prove(p, q, h_s))
-    return public, PrivateKey(public, p, q, p_factors, q_factors)
+    return public, PrivateKey(public, p, q, tuple(p_factors), tuple(q_factors))
 
 
 def djn_generator(p, q, p_factors, q_factors) -> gmpy2.mpz:

@@ -95,7 +95,7 @@ class ModulusProof:
                 "fourth_roots": [format(x, "x") for x in self.fourth_roots]}
 
     @classmethod
-    def from_dict(cls, d, n: int) -> "ModulusProof":
+    def from_dict(cls, d, n: int) -> ModulusProof:
         """The proof's shape, checked without any exponentiation: exactly the three fields, the
         fixed round counts, and every value a hexadecimal number in ``[1, n)``. Whether it
         *verifies* is :func:`verify`'s question (the expensive one)."""
@@ -239,7 +239,7 @@ class _Verified:
 _verified = _Verified(CACHE_SIZE)
 
 
-def require_proven(public: "PublicKey") -> None:
+def require_proven(public: PublicKey) -> None:
     """Raise KeyProofError unless ``public`` carries a modulus proof that verifies; checked once
     per key and process (by fingerprint). The company calls this before computing anything
     with a customer's key. Costly (about 0.1 s at 3072 bits): a service runs it off its event
@@ -251,7 +251,7 @@ def require_proven(public: "PublicKey") -> None:
     _verified.add(fingerprint)
 
 
-def is_proven(public: "PublicKey") -> bool:
+def is_proven(public: PublicKey) -> bool:
     """Whether :func:`require_proven` has already accepted this key in this process (a service
     decides with it whether the check must be queued off its event loop)."""
     return public.fingerprint in _verified

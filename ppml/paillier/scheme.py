@@ -22,7 +22,7 @@ the customer chose that key, and could have chosen an ``h_s`` whose powers it ca
 from __future__ import annotations
 
 import secrets
-from typing import Sequence
+from collections.abc import Sequence
 
 import gmpy2
 
@@ -120,7 +120,7 @@ class CombTable:
         bit = np.arange(teeth)[None, None, :] * columns + column
         self._allowed = ((bit < exp_bits) << np.arange(teeth)).sum(axis=2).astype(np.uint16)
 
-    def same_layout(self, other: "CombTable") -> bool:
+    def same_layout(self, other: CombTable) -> bool:
         """Whether patterns drawn for one table mean the same exponent for ``other``."""
         return (self.teeth, self.blocks, self.exp_bits) == (other.teeth, other.blocks, other.exp_bits)
 
@@ -165,7 +165,8 @@ def choose_table(exp_bits: int, count: int, modulus_bits: int, workers: int = 1,
     ``("none",)`` when plain ``powmod`` (about ``exp_bits`` multiplications each) is cheaper."""
     workers = max(1, workers)
     entry_bytes = modulus_bits // 8 + 40
-    best, best_cost = ("none",), count * exp_bits / workers
+    best: tuple = ("none",)
+    best_cost = count * exp_bits / workers
     for w in range(1, 13):
         rows = -(-exp_bits // w)
         if rows * ((1 << w) - 1) * entry_bytes > TABLE_MEMORY_LIMIT:
@@ -193,6 +194,7 @@ class _FixedBasePow:
 
     def __init__(self, base, modulus, exp_bits: int, kind: tuple):
         self.base, self.modulus, self.exp_bits = gmpy2.mpz(base), gmpy2.mpz(modulus), exp_bits
+        self.table: CombTable | FixedBaseTable | None
         if kind[0] == "comb":
             self.table = CombTable(base, modulus, exp_bits, kind[1], kind[2])
         elif kind[0] == "window":
@@ -239,10 +241,10 @@ class Encryptor:
         self.alpha_bits = bits = public.alpha_bits
         if private is not None:
             p_sq, q_sq = private.p ** 2, private.q ** 2
-            self._crt = (p_sq, q_sq, gmpy2.invert(p_sq, q_sq))
+            self._crt: tuple | None = (p_sq, q_sq, gmpy2.invert(p_sq, q_sq))
             # One layout for both halves, so one draw of patterns serves both.
             kind = choose_table(bits, expected, max(p_sq.bit_length(), q_sq.bit_length()), workers, comb)
-            self._pows = (_FixedBasePow(public.h_s % p_sq, p_sq, bits, kind),
+            self._pows: tuple[_FixedBasePow, ...] = (_FixedBasePow(public.h_s % p_sq, p_sq, bits, kind),
                           _FixedBasePow(public.h_s % q_sq, q_sq, bits, kind))
         else:
             self._crt = None

@@ -40,7 +40,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from ..errors import FeatureParseError, PpmlError
-from ..stages import readable
+from ..display import readable
 from . import predict as work
 from .form import form_fields
 from .histogram import histogram

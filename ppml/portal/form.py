@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from ..customer import SAMPLE_LAPTOP, is_laptop_transform
+from ..records import SAMPLE_LAPTOP, is_laptop_transform
 
 NUMBER, TEXT, SELECT = "number", "text", "select"
 

@@ -4,9 +4,10 @@ The records go into a private temporary folder as a CSV, then ``stages.encrypt``
 key), :func:`ppml.client.score` (the company's service: ciphertexts only) and ``stages.decrypt``
 (the customer's own ``Model.json``, and the features document sent: the answer must answer it)
 turn them into the predictions CSV that ``CustomerDecrypts.py -o`` writes (text cells
-neutralized, see :func:`ppml.stages.csv_field`), which is also the portal's download. Along the way it notes what the company was shown and sent
-back — counts, sizes and the first characters of every ciphertext, never a value — and how long
-each step took. No web framework here: the portal's app calls :func:`predict`.
+neutralized, see :func:`ppml.display.csv_field`), which is also the portal's download. Along
+the way it notes what the company was shown and sent back — counts, sizes and the first
+characters of every ciphertext, never a value — and how long each step took. No web framework
+here: the portal's app calls :func:`predict`.
 """
 from __future__ import annotations
 
@@ -41,7 +42,7 @@ class Customer:
     http: object = None  # an httpx.Client reused for every request (None: a new one each time)
 
     @classmethod
-    def load(cls, server: str, token: str, model_dir, keys: stages.CustomerKeys, http=None) -> "Customer":
+    def load(cls, server: str, token: str, model_dir, keys: stages.CustomerKeys, http=None) -> Customer:
         """The model from ``model_dir`` (``col_tnf.pkl`` and ``Encrypted_ModelParameters/``),
         checked to belong together, and the key pair (created now if the store has none)."""
         spec = artifacts.load_spec(model_dir)

@@ -24,8 +24,9 @@ import contextlib
 import hashlib
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -73,7 +74,6 @@ class Settings:
     idle_timeout: float = 30.0
     #: Seconds an upload may take in all.
     upload_timeout: float = 600.0
-    extra: dict = field(default_factory=dict)
 
 
 class PublicModel:
@@ -83,7 +83,8 @@ class PublicModel:
     def __init__(self, params: ModelParameters, model_dir: Path | None):
         self.spec = params.spec
         self.files: dict[str, tuple[bytes, str]] = {}
-        self.files[artifacts.MODEL_JSON] = (files.dump_json(self.spec.to_dict()).encode(), PUBLIC_FILES[artifacts.MODEL_JSON])
+        self.files[artifacts.MODEL_JSON] = (files.dump_json(self.spec.to_dict()).encode(),
+                                            PUBLIC_FILES[artifacts.MODEL_JSON])
         if model_dir is not None and (model_dir / artifacts.COL_TNF).is_file():
             data = files.read_bytes(model_dir / artifacts.COL_TNF)
             self.files[artifacts.COL_TNF] = (data, PUBLIC_FILES[artifacts.COL_TNF])
@@ -114,7 +115,7 @@ class _ClientGone(Exception):
     pass
 
 
-def _status_of(error: PpmlError) -> int:
+def _status_of(error: Exception) -> int:
     if isinstance(error, wire.BodyTooLarge):
         return 413
     if isinstance(error, wire.BodyTimeout):
@@ -133,9 +134,10 @@ class Service:
         self.metrics = Metrics()
         self.ready = False
         self.admitted = 0
-        self._turns: asyncio.Semaphore | None = None
-        self._idle: asyncio.Event | None = None
-        self._wanted: asyncio.Event | None = None
+        # Made at start-up, in the event loop, once the number of active requests is known.
+        self._turns: asyncio.Semaphore
+        self._idle: asyncio.Event
+        self._wanted: asyncio.Event
         self._refill_task: asyncio.Task | None = None
         self.schemas = {p.name: p.read_bytes() for p in sorted(SCHEMA_DIR.glob("*.json"))}
 
@@ -163,7 +165,7 @@ class Service:
     # -- POST /v1/score ------------------------------------------------------------------------
     async def score(self, scope, receive, send) -> None:
         started = time.perf_counter()
-        log = dict(client=None, records=0, batches=0, bytes_in=0, bytes_out=0, error=None)
+        log: dict[str, Any] = dict(client=None, records=0, batches=0, bytes_in=0, bytes_out=0, error=None)
         status = 500
         self.metrics.in_flight.inc()
         try:
@@ -252,7 +254,7 @@ class Service:
             try:
                 doc, jsonl = await self._header(reader)
                 batches = reader.batches().__aiter__()
-                peek = []
+                peek: list = []
                 complete = False
                 while len(peek) < PEEK_BATCHES:
                     try:

@@ -18,6 +18,7 @@ import asyncio
 import concurrent.futures
 import multiprocessing as mp
 import signal
+from typing import Any
 
 from ..documents import Batch
 from ..errors import PpmlError
@@ -46,7 +47,7 @@ class ScoringPool:
         self.workers = max(1, workers)
         self.scheduler = scheduler
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
-        self._dask = None
+        self._dask: Any = None  # a dask.distributed Client, with a scheduler
 
     async def start(self) -> None:
         if self.scheduler is not None:

@@ -38,7 +38,7 @@ from conftest import ROOT, dataset_frame, mixed_frame
 from ppml import artifacts
 from ppml.encoder import OneHotBlock, ScaleBlock
 from ppml.errors import ArtifactError, InputError, UnsupportedModelError
-from ppml.export import export_model, model_parameters
+from ppml.exporting import export_model, model_parameters
 from ppml.files import dump_json
 
 RELATIVE = 1e-9

@@ -4,10 +4,11 @@ __version__ = "0.1.0"
 
 
 def __getattr__(name):
-    """``ppml.export(estimator, X_train, out_dir, …)`` (:mod:`ppml.export`), imported on first
-    use so that ``import ppml`` stays light (no scikit-learn, pandas or numpy)."""
+    """``ppml.export(estimator, X_train, out_dir, …)``, the function
+    :func:`ppml.exporting.export`, imported on first use so that ``import ppml`` stays light
+    (no scikit-learn, pandas or numpy)."""
     if name == "export":
-        import importlib
+        from .exporting import export
 
-        return importlib.import_module(".export", __name__)
+        return export
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

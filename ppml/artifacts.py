@@ -16,7 +16,7 @@ from raw memory — and then checks every field (:meth:`CustomerTransform.from_d
 customer's path loads it. It is read with a restricted unpickler that admits only the exact
 scikit-learn, numpy and ppml names it is made of. Any other global — ``os.system``,
 ``builtins.eval``, ``pandas.read_pickle`` … — is refused before it can be called. An exported
-model's (the company's own estimator, :mod:`ppml.export`) may use any scikit-learn estimator
+model's (the company's own estimator, :mod:`ppml.exporting`) may use any scikit-learn estimator
 class, so its allowlist is computed when it is written — the exact names the pickle holds —
 and stored beside it (``PreProcessingDataAndModel.allow.json``). The stored list only ever
 narrows: every name in it must pass :func:`admissible` (a fixed rule: scikit-learn estimator

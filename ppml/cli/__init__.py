@@ -165,8 +165,8 @@ def export(model_pkl, data, targets, bounds, out_dir, quiet):
     networks). Nothing is written then.
     """
     from ..errors import InputError, PpmlError
-    from ..export import export as export_artifacts
-    from ..export import load_estimator, training_frame
+    from ..exporting import export as export_artifacts
+    from ..exporting import load_estimator, training_frame
     from ..tabular import parse_bounds
 
     estimator = load_estimator(model_pkl)

@@ -33,8 +33,6 @@ and ``Intercept.json`` ``b``, all on one fixed-point codec.
 from __future__ import annotations
 
 import pickle
-import sys
-import types
 from dataclasses import dataclass
 
 import numpy as np
@@ -651,15 +649,3 @@ def training_frame(path, estimator, targets=()):
     fitted = [str(n) for n in getattr(estimator, "feature_names_in_", ())]
     dropped = [c for c in [*targets, "id"] if c in frame.columns and c not in fitted]
     return frame.drop(columns=dropped)
-
-
-class _CallableModule(types.ModuleType):
-    """``ppml.export`` is both this module and, for notebooks, the function :func:`export`:
-    importing the submodule rebinds the package attribute to the module, so the module itself
-    is made callable."""
-
-    def __call__(self, *args, **kwargs):
-        return export(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

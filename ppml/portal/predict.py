@@ -18,8 +18,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .. import artifacts, client, stages
-from ..customer import check_transform
+from .. import client, stages
 from ..errors import PpmlError
 from ..streams import DocumentReader
 
@@ -45,13 +44,7 @@ class Customer:
     def load(cls, server: str, token: str, model_dir, keys: stages.CustomerKeys, http=None) -> Customer:
         """The model from ``model_dir`` (``col_tnf.pkl`` and ``Encrypted_ModelParameters/``),
         checked to belong together, and the key pair (created now if the store has none)."""
-        spec = artifacts.load_spec(model_dir)
-        path = Path(model_dir) / artifacts.COL_TNF
-        col_tnf = artifacts.load_customer_transform(path)
-        try:
-            check_transform(col_tnf, spec)
-        except PpmlError as e:
-            raise e.with_source(str(path))
+        spec, col_tnf = stages.customer_model(model_dir)
         keys.pair()
         return cls(server, token, spec, col_tnf, keys, http)
 

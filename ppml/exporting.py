@@ -583,15 +583,11 @@ def model_parameters(exported: ExportedModel):
     """The model documents (``Model.json`` …) of an exported model: its outputs and link, ``W``
     and ``b`` on one codec shared by every output (:meth:`ExportedModel.codec`), each row's slot
     width proven."""
-    import sklearn
+    from .documents import ModelParameters
+    from .model import model_spec
 
-    from . import __version__
-    from .documents import ModelParameters, ModelSpec
-
-    spec = ModelSpec(list(exported.features), list(exported.lower), list(exported.upper), exported.codec(),
-                     list(exported.outputs), exported.link,
-                     {k: [lo, hi] for k, (lo, hi) in exported.inputs.items()}, exported.tolerance,
-                     {"ppml": __version__, "scikit-learn": sklearn.__version__})
+    spec = model_spec(exported.features, exported.lower, exported.upper, exported.codec(), exported.outputs,
+                      exported.link, exported.inputs, exported.tolerance)
     params = ModelParameters(spec, [[float(w) for w in row] for row in exported.weights],
                              [float(b) for b in exported.intercepts])
     params.check_slot_width()

@@ -116,20 +116,27 @@ def feature_bounds(columns: ColumnTransformer, inputs: dict[str, tuple[float, fl
     return compiled.names, lower, upper
 
 
+def model_spec(features: list, lower: list, upper: list, codec, outputs: list, link, inputs: dict,
+               tolerance: float) -> ModelSpec:
+    """The public ``Model.json`` of a trained or exported model: input bounds as pairs of
+    floats, and the versions of ppml and scikit-learn that wrote it."""
+    import sklearn
+
+    return ModelSpec(list(features), list(lower), list(upper), codec, list(outputs), link,
+                     {k: [float(lo), float(hi)] for k, (lo, hi) in inputs.items()}, tolerance,
+                     {"ppml": __version__, "scikit-learn": sklearn.__version__})
+
+
 def export_parameters(pipeline: Pipeline, inputs: dict, target: str, transform: str,
                       tolerance: float = DEFAULT_TOLERANCE) -> ModelParameters:
     """The spec (bounds, codec) and plaintext weights the encrypted protocol runs on."""
-    import sklearn
-
     names, lower, upper = feature_bounds(pipeline.named_steps["columns"], inputs)
     reg = pipeline.named_steps["regressor"]
     coef = [float(c) for c in np.ravel(reg.coef_)]
     intercept = float(np.ravel(reg.intercept_)[0]) if np.ndim(reg.intercept_) else float(reg.intercept_)
     codec = design_codec(lower, upper, coef, intercept, tolerance)
     link = TargetLink(TRANSFORM_LINKS[transform])
-    spec = ModelSpec(names, lower, upper, codec, [target], link,
-                     {k: [float(v[0]), float(v[1])] for k, v in inputs.items()}, tolerance,
-                     {"ppml": __version__, "scikit-learn": sklearn.__version__})
+    spec = model_spec(names, lower, upper, codec, [target], link, inputs, tolerance)
     return ModelParameters(spec, [coef], [intercept])
 
 

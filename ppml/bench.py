@@ -389,16 +389,16 @@ def parallel_efficiency(features_path: str, model: Model, workers: int, allow_we
 # What the trust boundary costs, per answer ciphertext
 # ---------------------------------------------------------------------------------------------
 def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
-    """Milliseconds per answer ciphertext (one full batch of ``m`` records) for: scoring as
-    before the trust-boundary change (re-randomized by a fresh DJN encryption under the
-    customer's ``h_s``, table sized for the workload) and as now (mask above the declared slots
-    plus the server's own ``r^n``), ``r^n`` alone, and decryption with ``gmpy2.powmod`` (variable
-    time) against ``gmpy2.powmod_sec`` (constant time, what the key owner uses)."""
+    """What the trust boundary costs: the modulus proof (made once per key, verified once per
+    key by the company) and, per answer ciphertext (one full batch of ``m`` records), scoring
+    (mask above the declared slots plus the server's own ``r^n``), ``r^n`` alone, and
+    decryption with ``gmpy2.powmod`` (variable time) against ``gmpy2.powmod_sec`` (constant
+    time, what the key owner uses)."""
     import secrets
 
     import gmpy2
 
-    from .paillier.multiexp import signed_multi_pow
+    from .paillier.proof import prove, verify
     from .paillier.scheme import Encryptor, encrypt_packed, score_packed, server_noise
 
     codec = model.spec.codec
@@ -406,12 +406,6 @@ def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
     (W, B), = model.params.integer_weights()  # the laptop model has one output
     rows = [[secrets.randbelow(1 << codec.feature_bits) for _ in W] for _ in range(m)]
     cts = encrypt_packed(Encryptor(public, private, expected=len(W)), codec, rows)
-    old = Encryptor(public, expected=LARGE_BATCHES_FOR_COSTS)
-
-    def before():
-        n_sq = public.n_sq
-        return signed_multi_pow(cts, W, n_sq) * old.encrypt(codec.pack_offset(B, m)) % n_sq
-
     answer = score_packed(public, codec, W, B, cts, m)
     p_sq, p1 = private.p ** 2, private.p - 1
 
@@ -421,24 +415,17 @@ def run_crypto_costs(model: Model, public, private, repeats: int = 20) -> dict:
             fn()
         return (time.perf_counter() - t0) * 1000 / times
 
-    from .paillier.proof import prove, verify
-
     proof = prove(private.p, private.q, public.h_s)
     return {
         "slots": m,
         "proof_prove_ms": timed(lambda: prove(private.p, private.q, public.h_s), 3),
         "proof_verify_ms": timed(lambda: verify(public.n, public.h_s, proof), 3),
         "proof_bytes": len(json.dumps(proof.to_dict(), separators=(",", ":"))),
-        "score_before_ms": timed(before),
-        "score_now_ms": timed(lambda: score_packed(public, codec, W, B, cts, m)),
+        "score_ms": timed(lambda: score_packed(public, codec, W, B, cts, m)),
         "server_noise_ms": timed(lambda: server_noise(public)),
         "decrypt_powmod_ms": timed(lambda: (gmpy2.powmod(answer, p1, p_sq), gmpy2.powmod(answer, p1, p_sq))),
         "decrypt_powmod_sec_ms": timed(lambda: private.raw_decrypt(answer)),
     }
-
-
-#: Workload the "before" re-randomization table is sized for (the old server sized it so).
-LARGE_BATCHES_FOR_COSTS = 10_000
 
 
 def render_crypto_costs(c: dict) -> list[str]:
@@ -447,12 +434,10 @@ def render_crypto_costs(c: dict) -> list[str]:
         f"modulus proof, once per key, one process: prove {c['proof_prove_ms']:.0f} ms, verify "
         f"{c['proof_verify_ms']:.0f} ms, {c['proof_bytes']:,} bytes of JSON",
         f"trust boundary, per answer ciphertext ({m} records), one process:",
-        f"  score, before (DJN re-randomization with the customer's h_s): {c['score_before_ms']:.2f} ms"
-        f" ({c['score_before_ms'] / m:.3f} ms/record)",
-        f"  score, now (mask + the server's own r^n):                    {c['score_now_ms']:.2f} ms"
-        f" ({c['score_now_ms'] / m:.3f} ms/record), of which r^n {c['server_noise_ms']:.2f} ms",
-        f"  decrypt, powmod (variable time):                              {c['decrypt_powmod_ms']:.2f} ms",
-        f"  decrypt, powmod_sec (constant time, used):                    {c['decrypt_powmod_sec_ms']:.2f} ms",
+        f"  score (mask + the server's own r^n):                    {c['score_ms']:.2f} ms"
+        f" ({c['score_ms'] / m:.3f} ms/record), of which r^n {c['server_noise_ms']:.2f} ms",
+        f"  decrypt, powmod (variable time):                        {c['decrypt_powmod_ms']:.2f} ms",
+        f"  decrypt, powmod_sec (constant time, used):              {c['decrypt_powmod_sec_ms']:.2f} ms",
     ]
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ppml.errors import AnswerMismatchError, DocumentError, EncodingRangeError
+from ppml.errors import AnswerMismatchError, CodecError, EncodingRangeError
 from ppml.paillier.codec import FixedPointCodec, design_codec, error_bound
 
 
@@ -121,6 +121,6 @@ def test_key_too_small_for_one_slot():
     ("x", "codec must be an object with feature_bits, weight_bits, slot_bits"),
 ])
 def test_codec_from_dict_validates(d, message):
-    with pytest.raises(DocumentError) as e:
+    with pytest.raises(CodecError) as e:
         FixedPointCodec.from_dict(d)
     assert str(e.value) == message

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import DocumentError, KeyMismatchError, PpmlError
+from .errors import CodecError, DocumentError, KeyMismatchError, PpmlError
 from .links import ClassLink, TargetLink, link_from_dict
 from .paillier.codec import FixedPointCodec
 from .paillier.keys import PublicKey
@@ -183,7 +183,7 @@ class ModelSpec:
         for k, v in inputs.items():
             _floats({k: v}, k, 2)
         tol = d.get("tolerance", 0.0)
-        spec = cls(names, lower, upper, FixedPointCodec.from_dict(d.get("codec")), outputs, link,
+        spec = cls(names, lower, upper, codec_of(d), outputs, link,
                    {k: [float(a) for a in v] for k, v in inputs.items()},
                    float(tol) if _finite(tol) else 0.0,
                    d.get("library") if isinstance(d.get("library"), dict) else {})
@@ -245,7 +245,10 @@ class ModelParameters:
         except OverflowError:  # e.g. a weight of 1e300 scaled by 2^Fw is beyond any float
             raise DocumentError("the weights or bounds are too large for the codec's fixed-point scale") from None
         for output, (W, B) in zip(self.spec.outputs, weights):
-            bound = codec.slot_bound(W, B, self.spec.lower, self.spec.upper)
+            try:
+                bound = codec.slot_bound(W, B, self.spec.lower, self.spec.upper)
+            except CodecError as e:
+                raise DocumentError(e.message) from None
             if bound > codec.reach:
                 raise DocumentError(f"slot width {codec.slot_bits} bits is too small for the weights of "
                                     f"{output!r} and the bounds (needs {bound.bit_length() + 1})")
@@ -336,9 +339,17 @@ def parse_batch(b, i: int, slots: int, count: int, per: str, key: PublicKey) -> 
     return Batch(ids, [parse_ciphertext(c, key, f"{where} ciphertext {j}") for j, c in enumerate(cts)])
 
 
+def codec_of(d: dict) -> FixedPointCodec:
+    """A document's ``codec`` field; what is wrong with it is the document's error."""
+    try:
+        return FixedPointCodec.from_dict(d.get("codec"))
+    except CodecError as e:
+        raise DocumentError(e.message) from None
+
+
 def _codec_and_slots(d: dict, key: PublicKey) -> tuple[FixedPointCodec, int]:
     """The codec and records per batch of a stage document; the slots must fit the key."""
-    codec = FixedPointCodec.from_dict(d.get("codec"))
+    codec = codec_of(d)
     slots = _count(d, "slots", 1)
     if slots > codec.slots_for(key.bits):
         raise DocumentError(f"{slots} slots of {codec.slot_bits} bits do not fit a {key.bits}-bit key")

@@ -60,6 +60,13 @@ class EncodingRangeError(InputError):
     """A feature value outside the bounds the model declares: encrypting it would be wrong."""
 
 
+class CodecError(PpmlError):
+    """Fixed-point codec parameters that are not valid, or values too large for the codec's
+    scale. The documents that carry a codec report it as a :class:`DocumentError`."""
+
+    exit_code = 3
+
+
 class DocumentError(PpmlError):
     """A stage document (JSON) that is malformed, of an unknown format or version, or tampered."""
 

@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from collections.abc import Iterable, Sequence
 
-from ..errors import AnswerMismatchError, DocumentError, EncodingRangeError
+from ..errors import AnswerMismatchError, CodecError, EncodingRangeError
 from ..validation import shown
 
 #: Default worst-case bound on |decoded − float model output| (1.2e-10): 8.6× inside the 1e-9
@@ -40,9 +40,9 @@ class FixedPointCodec:
         for name in ("feature_bits", "weight_bits", "slot_bits"):
             v = getattr(self, name)
             if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= 4096:
-                raise DocumentError(f"codec {name} must be an integer in [0, 4096], got {shown(v)}")
+                raise CodecError(f"codec {name} must be an integer in [0, 4096], got {shown(v)}")
         if self.slot_bits < 2:
-            raise DocumentError(f"codec slot_bits must be at least 2, got {self.slot_bits}")
+            raise CodecError(f"codec slot_bits must be at least 2, got {self.slot_bits}")
 
     @property
     def offset(self) -> int:
@@ -152,7 +152,7 @@ class FixedPointCodec:
                 max(abs(w * self.encode_bound(lo)), abs(w * self.encode_bound(hi)))
                 for w, lo, hi in zip(weights_int, lower, upper))
         except OverflowError:  # e.g. a bound of 1e300 scaled by 2^Fx is beyond any float
-            raise DocumentError("the weights or bounds are too large for the codec's fixed-point scale") from None
+            raise CodecError("the weights or bounds are too large for the codec's fixed-point scale") from None
 
     def to_dict(self) -> dict:
         return {"feature_bits": self.feature_bits, "weight_bits": self.weight_bits,
@@ -161,11 +161,11 @@ class FixedPointCodec:
     @classmethod
     def from_dict(cls, d) -> FixedPointCodec:
         if not isinstance(d, dict):
-            raise DocumentError("codec must be an object with feature_bits, weight_bits, slot_bits")
+            raise CodecError("codec must be an object with feature_bits, weight_bits, slot_bits")
         try:
             return cls(d["feature_bits"], d["weight_bits"], d["slot_bits"])
         except KeyError as e:
-            raise DocumentError(f"codec lacks {e.args[0]!r}") from None
+            raise CodecError(f"codec lacks {e.args[0]!r}") from None
 
 
 def _fraction_to_float(numerator: int, shift: int) -> float:

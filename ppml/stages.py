@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 from . import customer, files, server
-from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count
+from .documents import EncryptedPredictions, ModelParameters, ModelSpec, check_count
 from .errors import OutputError, PpmlError
 from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
 
@@ -228,32 +228,26 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
 
 
 def score(encrypted, output, *, params: ModelParameters, workers: int = 1, scheduler=None,
-          allow_weak: bool = False, limits: Limits = Limits(), protected: Sequence[tuple] = (),
-          watch: Watch = Watch()) -> Outcome:
+          allow_weak: bool = False, max_key_bits: int = server.DEFAULT_MAX_KEY_BITS, limits: Limits = Limits(),
+          protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
     """An encrypted-features document → the encrypted-predictions document, with the public
-    key the document carries and the company's weights."""
+    key the document carries and the company's weights (the session the service uses too)."""
     source = files.display_name(encrypted)
     with watch.step("read"):
-        reader = DocumentReader(encrypted, limits)
         try:
-            doc = EncryptedFeatures.parse_header(reader.header, allow_weak=allow_weak)
-            server.check_compatible(doc, params)
+            reader = DocumentReader(encrypted, server.features_limits(params, max_key_bits, limits.batch_bytes))
+            session = server.ScoreSession(reader, params, allow_weak=allow_weak, max_key_bits=max_key_bits)
+            server.check_key(session.doc.public_key)  # the key's expensive checks, before any scoring
         except PpmlError as e:
             raise e.with_source(source)
         guard_output(output, [encrypted], protected)
-        reader.batch_limit = limits.batch_bytes or batch_bytes_for(doc.public_key.bits, len(doc.features), doc.slots)
-        raw = with_source(reader.batches(), source)
-        peek = list(itertools.islice(raw, workers))  # fewer batches than workers: fewer processes
-    parsed = with_source((doc.parse_batch(b, i) for i, b in enumerate(itertools.chain(peek, raw))), source)
-    answer = server.predictions_header(doc, params)
-    with watch.step("score"), DocumentWriter(output, answer.header()) as writer:
-        for batch in server.score_stream(doc, parsed, params, max(1, len(peek)), scheduler):
-            writer.write(answer.batch_dict(batch), len(batch.ids))
+        parsed = with_source(session.parsed(), source)
+        peek = list(itertools.islice(parsed, workers))  # fewer batches than workers: fewer processes
+    with watch.step("score"), DocumentWriter(output, session.answer.header()) as writer:
+        for batch in server.score_stream(session.doc, itertools.chain(peek, parsed), params, max(1, len(peek)),
+                                         scheduler):
+            writer.write(session.answer.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
-        try:
-            check_count(reader.declared_records, writer.batches, writer.records)
-        except PpmlError as e:
-            raise e.with_source(source)
     return Outcome(writer.records, writer.batches, output)
 
 

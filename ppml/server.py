@@ -27,6 +27,11 @@ MAX_ID_CHARS = 256
 PROOF_VALUES = 137
 
 
+class Incompatible(DocumentError):
+    """A well-formed document made for another codec or other features than the model's (the
+    service answers 409, like a document for another model)."""
+
+
 def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
     """Refuse a document made for another model (its features would be scored by wrong weights)."""
     spec = params.spec
@@ -34,9 +39,9 @@ def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
         raise KeyMismatchError(f"encrypted for model {doc.model_fingerprint[:19]}…, but this server runs "
                                f"model {spec.fingerprint[:19]}…")
     if doc.codec != spec.codec:
-        raise DocumentError(f"codec {doc.codec.to_dict()} differs from the model's {spec.codec.to_dict()}")
+        raise Incompatible(f"codec {doc.codec.to_dict()} differs from the model's {spec.codec.to_dict()}")
     if doc.features != spec.features:
-        raise DocumentError("feature names differ from the model's")
+        raise Incompatible("feature names differ from the model's")
 
 
 def predictions_header(doc: EncryptedFeatures, params: ModelParameters) -> EncryptedPredictions:

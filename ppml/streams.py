@@ -207,12 +207,11 @@ class DocumentReader:
             if key in header:
                 raise DocumentError(f"field {key!r} appears twice", self.name)
             if fields is not None:
-                if key not in fields and "format" in header:
-                    raise DocumentError(f"unknown field {shown(key)} (the fields are {', '.join(sorted(fields))})",
+                if key not in fields:
+                    raise DocumentError(f"unknown field {shown(key)} (the fields are {', '.join(sorted(fields))})"
+                                        if "format" in header else f"the first field must be 'format', not {shown(key)}",
                                         self.name)
                 self._budget.reset(fields[key].bytes, f"field {key!r}")
-                if key not in fields:
-                    raise DocumentError(f"the first field must be 'format', not {shown(key)}", self.name)
             depth = fields[key].depth if fields is not None else ANY_FIELD_DEPTH
             header[key] = self._value(depth, f"field {key!r}")
             if key == "format" and fields is not None and header[key] != self.limits.format:

@@ -188,6 +188,15 @@ class ClientDB:
                        (client.id, day, records))
         return True
 
+    def left(self, client: Client, day: str) -> int | None:
+        """Records the client may still have scored on ``day`` (None: unlimited)."""
+        with self._connect() as db:
+            quota = db.execute("SELECT quota FROM clients WHERE id = ?", (client.id,)).fetchone()
+            used = db.execute("SELECT records FROM usage WHERE client_id = ? AND day = ?", (client.id, day)).fetchone()
+        if not quota or quota[0] is None:
+            return None if quota else 0
+        return max(0, quota[0] - (used[0] if used else 0))
+
     def settle(self, client: Client, day: str, reserved: int, delivered: int) -> None:
         """End of a request: give back what was reserved but not delivered, count the request
         if it delivered anything."""

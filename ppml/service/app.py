@@ -291,7 +291,7 @@ class Service:
         loop = asyncio.get_running_loop()
         body = RequestBody(receive, loop, self.settings.max_body_bytes, self.settings.idle_timeout,
                            loop.time() + self.settings.upload_timeout)
-        started = turn = False
+        started = turn = jsonl = False
         pending: deque = deque()
         watch: list = []  # once the body is read: a task that completes if the client goes away
         try:
@@ -314,11 +314,11 @@ class Service:
             except asyncio.TimeoutError:
                 raise _busy() from None
             turn = True
-            doc, answer = session.doc, session.answer
+            doc, answer, jsonl = session.doc, session.answer, session.reader.jsonl
             self.noise.note(doc.public_key)
             self._wanted.set()
-            jsonl = session.reader.jsonl  # the body's layout decides the answer's
             media = "application/x-ndjson" if jsonl else JSON_TYPE
+            # The body's layout decides the answer's (Content-Type only has to say JSON).
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", media.encode()), (b"cache-control", b"no-store")]})
             started = True
@@ -376,7 +376,8 @@ class Service:
             message = f"{message}; the answer was cut after {delivered:,} records"
             log["error"] = message
             with contextlib.suppress(Exception):
-                await self._send(send, b"\n" + files.dump_json({"error": scrub(message)}).encode(), more=False)
+                line = files.dump_json({"error": scrub(message)}).encode()  # one line, newline-terminated
+                await self._send(send, line if jsonl else b"\n" + line, more=False)
             return 200
         finally:
             body.closed = True

@@ -87,7 +87,8 @@ def seconds_until_tomorrow() -> int:
 
 
 class ClientDB:
-    """The clients database at ``path`` (created with its folder on first use)."""
+    """The clients database at ``path`` (created with its folder on first use, readable by its
+    owner only: it holds the token hashes and every client's usage)."""
 
     def __init__(self, path=DEFAULT_DB):
         self.path = Path(path)
@@ -98,6 +99,7 @@ class ClientDB:
     def _connect(self, write: bool = False):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))  # new: owner only (SQLite's -wal, -shm follow)
             db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise ClientError(f"cannot open the clients database: {e}", str(self.path)) from None

@@ -110,6 +110,12 @@ def test_an_oversized_key_is_refused_before_any_arithmetic(svc, document):
     assert message == "public_key: a key of about 16,384 bits is larger than this server's limit of 4,096 bits"
 
 
+def test_a_generator_that_hides_nothing_is_refused(svc, document):
+    n = int(document["public_key"]["n"], 16)
+    message = _error(svc.score(as_json(with_key(document, n, n + 1)), who="bob"), 400)
+    assert message == "public_key: h_s ≡ 1 (mod n) is not a valid generator"
+
+
 def test_key_checks_run_once_per_key_and_refused_keys_spend_the_clients_budget(tmp_path, document):
     with Service(tmp_path, key_checks=2, key_check_seconds=3600) as s:
         keys = s.service.keys
@@ -340,3 +346,33 @@ def test_prime_keys_do_not_stall_the_event_loop(live, document):
             time.sleep(0.02)
         assert [f.result() for f in futures] == [400, 400, 400]
     assert worst < 0.5, worst
+
+
+# -- the customer's side: TLS first ------------------------------------------------------------------
+def test_plain_http_to_another_host_warns_once_on_one_line(capsys, monkeypatch):
+    from ppml import client
+
+    monkeypatch.setattr(client, "_WARNED", set())
+    for url in ("https://example.com", "http://127.0.0.1:8000", "http://localhost:1", "http://[::1]:8000"):
+        assert client.plain_http_warning(url) is None
+    message = client.plain_http_warning("http://example.com:8000/")
+    assert message == ("Warning: sending the bearer token to example.com over plain http://: anyone on the network "
+                       "path can read and alter it; use https://")
+    assert client.plain_http_warning("http://EXAMPLE.com") is None
+    assert capsys.readouterr().err == message + "\n"
+
+
+def test_request_warns_before_sending_a_token_over_plain_http(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "t").write_text("ppml_x\n")
+    os.chmod(tmp_path / "t", 0o600)
+    (tmp_path / "d.json").write_text("{}")
+    out = subprocess.run([sys.executable, "-m", "ppml", "request", "http://192.0.2.1:9", "d.json", "-o", "a.json",
+                          "--token-file", "t", "--retries", "0", "--timeout", "1", "-q"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=60)
+    lines = out.stderr.splitlines()
+    assert out.returncode == 1 and len(lines) == 2, out.stderr
+    assert lines[0].startswith("Warning: sending the bearer token to 192.0.2.1 over plain http://")
+    assert lines[1].startswith("Error: ")

@@ -117,23 +117,24 @@ def check_key_bits(header: dict, max_key_bits: int) -> None:
 
 def check_key(public: PublicKey) -> None:
     """The expensive checks of a customer's key, the one place they are made before scoring:
-    ``n`` must not be prime (a prime ``n`` would make the answers readable by anyone)."""
+    ``n`` must not be prime (a prime ``n`` would make the answers readable by anyone), and
+    ``h_s`` must not be ``1 + k·n`` (not a DJN generator: it hides nothing)."""
     import gmpy2
 
-    from .errors import KeyFileError
-
+    if public.h_s % public.n == 1:
+        raise DocumentError("public_key: h_s ≡ 1 (mod n) is not a valid generator")
     if gmpy2.is_prime(public.n):
-        raise KeyFileError("n is not an RSA modulus (it is even or prime)")
+        raise DocumentError("public_key: n is not an RSA modulus (it is even or prime)")
 
 
 def verify_key(d, allow_weak: bool) -> str:
-    """:func:`check_key` on a key as the document holds it; its fingerprint if it passes (the
-    service runs this in a separate process and caches the answer per fingerprint)."""
+    """The key as the document holds it, parsed and through :func:`check_key`; its fingerprint
+    if it passes (the service runs this in a process of its own and remembers the answer)."""
     try:
         public = PublicKey.from_dict(d, allow_weak)
-        check_key(public)
     except PpmlError as e:
         raise DocumentError(f"public_key: {e.message}") from None
+    check_key(public)
     return public.fingerprint
 
 

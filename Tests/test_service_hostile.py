@@ -196,7 +196,7 @@ def test_documents_that_bend_the_rules_are_400(svc, document, edit, message):
 
 @pytest.mark.parametrize("tail, message", [
     (b',"records":40,"extra":1}', "field 'extra' after 'batches'"),
-    (b',"records":40,"records":40}', "field 'records' after 'batches'"),
+    (b',"records":40,"records":40}', "field 'records' appears twice"),
 ])
 def test_only_records_may_follow_the_batches(svc, document, tail, message):
     body = json.dumps({k: v for k, v in document.items() if k != "records"}).encode()

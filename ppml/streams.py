@@ -240,15 +240,21 @@ class DocumentReader:
             event, key = self._next("its end")
             if event == "end_map":
                 break
-            if key != "records" or self.declared_records is not None:
-                raise DocumentError(f"field {shown(key)} after 'batches' (only 'records' may follow the batches, "
-                                    "once)", self.name)
+            if key == "records" and (self.declared_records is not None or "records" in self.header):
+                raise DocumentError("field 'records' appears twice", self.name)
+            if key != "records":
+                raise DocumentError(f"field {shown(key)} after 'batches' (only 'records' may follow the batches)",
+                                    self.name)
             self.declared_records = self._value(RECORDS_FIELD.depth, "field 'records'")
+        if "records" in self.header:  # before the batches, as a whole document may put it
+            self.declared_records = self.header["records"]
         for _ in self._events:
             raise DocumentError("data after the end of the document", self.name)
 
     # -- JSON Lines -----------------------------------------------------------------------
     def _jsonl_batches(self) -> Iterator:
+        if "records" in self.header:
+            raise DocumentError("field 'records' belongs to the end line of a JSON Lines document", self.name)
         count = 0
         while True:
             self._budget.reset(self.batch_limit, "a batch line")

@@ -9,7 +9,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PUBLIC_LAPTOPS = ROOT.parent / "shared" / "data" / "laptop_data.csv"
+#: The public laptop data set, beside this checkout (or beside the folder of worktrees).
+PUBLIC_LAPTOPS = next((p for p in (ROOT.parent / "shared" / "data" / "laptop_data.csv",
+                                   ROOT.parent.parent / "shared" / "data" / "laptop_data.csv") if p.exists()),
+                      ROOT.parent / "shared" / "data" / "laptop_data.csv")
 TEST_KEY_BITS = 1024
 
 
@@ -44,9 +47,9 @@ def pipeline():
 
 @pytest.fixture(scope="session")
 def col_tnf():
-    from ppml.artifacts import COL_TNF, load_pickle
+    from ppml.artifacts import COL_TNF, load_customer_transform
 
-    return load_pickle(ROOT / COL_TNF)
+    return load_customer_transform(ROOT / COL_TNF)
 
 
 @pytest.fixture(scope="session")

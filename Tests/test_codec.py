@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ppml.errors import DocumentError, EncodingRangeError
+from ppml.errors import AnswerMismatchError, DocumentError, EncodingRangeError
 from ppml.paillier.codec import FixedPointCodec, design_codec, max_abs_error
 
 
@@ -96,10 +96,15 @@ def test_scales_meet_the_tolerance_and_grow_with_it():
     assert fine.feature_bits > coarse.feature_bits and fine.slot_bits > coarse.slot_bits
 
 
-def test_unpack_detects_overflowing_values():
+def test_unpack_refuses_a_slot_beyond_the_models_reach():
     codec = FixedPointCodec(4, 4, 8)
-    with pytest.raises(EncodingRangeError, match="overflows its slots"):
-        codec.unpack(1 << 16, 2)
+    assert codec.reach == 127
+    assert codec.unpack((1 << 8) | 255, 2) == [127, -127]  # the ends of the reach
+    with pytest.raises(AnswerMismatchError) as e:
+        codec.unpack((1 << 16) | 1, 2)  # slot 1 is 0: −Δ = −128
+    assert e.value.slot == 1 and e.value.exit_code == 4
+    assert e.value.message == ("decodes outside the range the model can reach over its declared bounds "
+                               "(|Σ W·X + B| ≤ 2^7 − 1 with Model.json's 8-bit slots)")
 
 
 def test_key_too_small_for_one_slot():

@@ -2,12 +2,14 @@
 split into the customer's transformer, ``W``, ``b`` and a link whose reconstruction
 ``link(transformer(records as CSV text) @ W.T + b)`` equals ``predict`` / ``predict_proba``
 — also with ``W`` and ``b`` rounded through the fixed-point codec; the customer's transformer
-is compiled bit for bit or kept as fitted scikit-learn objects behind a computed allowlist;
-everything else is refused with one line. Tests/test_export_e2e.py runs exported models under
+is plain data compiled bit for bit, later scalers and selectors are folded into ``W`` and
+``b``, and no published file holds a weight or a training row; everything else is refused
+with one line. Tests/test_export_e2e.py runs exported models under
 encryption."""
 from __future__ import annotations
 
 import json
+import struct
 import subprocess
 import sys
 
@@ -18,7 +20,8 @@ from sklearn.compose import ColumnTransformer, TransformedTargetRegressor
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
 from sklearn.decomposition import PCA
 from sklearn.ensemble import RandomForestRegressor
-from sklearn.impute import SimpleImputer
+from sklearn.feature_selection import RFE, SelectFromModel, SelectKBest, SelectPercentile, VarianceThreshold, f_regression
+from sklearn.impute import KNNImputer, SimpleImputer
 from sklearn.linear_model import (ARDRegression, BayesianRidge, ElasticNet, ElasticNetCV, HuberRegressor, Lasso,
                                   LassoCV, LinearRegression, LogisticRegression, PoissonRegressor, Ridge, RidgeClassifier,
                                   RidgeCV, SGDClassifier, SGDRegressor)
@@ -32,9 +35,10 @@ from sklearn.svm import SVR, LinearSVC, LinearSVR
 import ppml
 from conftest import ROOT, dataset_frame, mixed_frame
 from ppml import artifacts
-from ppml.encoder import OneHotBlock, ScaleBlock, SklearnBlock
+from ppml.encoder import OneHotBlock, ScaleBlock
 from ppml.errors import ArtifactError, InputError, UnsupportedModelError
-from ppml.export import export_model
+from ppml.export import export_model, model_parameters
+from ppml.files import dump_json
 
 RELATIVE = 1e-9
 PROBABILITY = 1e-9
@@ -62,7 +66,69 @@ def codec_decisions(exported, raw) -> np.ndarray:
     return out
 
 
+def fitted_secrets(estimator) -> list:
+    """Every fitted weight in the estimator, at any depth (the final step's, and those of
+    estimators inside steps, such as a SelectFromModel's), as floats."""
+    found, stack, seen = [], [estimator], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        for name, value in vars(node).items():
+            if name in ("coef_", "intercept_", "dual_coef_", "_fit_X") and isinstance(value, np.ndarray):
+                found += [float(v) for v in np.ravel(value)]
+            items = value if isinstance(value, (list, tuple)) else [value]
+            for item in items:
+                item = item[1] if isinstance(item, tuple) and len(item) >= 2 else item
+                if hasattr(item, "get_params"):
+                    stack.append(item)
+    return found
+
+
+def published_numbers(data) -> set:
+    """Every number in decoded JSON-like data."""
+    out, stack = set(), [data]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += list(value.values())
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out.add(float(value))
+    return out
+
+
+def assert_publishes_no_secrets(exported, estimator, X):
+    """What the customer and ``/v1/model`` get — col_tnf.pkl and Model.json, as written — holds
+    no weight of the estimator (final or inner) and no training row: only category lists and
+    per-column statistics. A weight is looked for among the decoded numbers, as an 8-byte
+    float in the pickle and as JSON text; a row (of two or more non-integer values) among the
+    decoded numbers."""
+    col_tnf = artifacts.dump_customer_transform(exported.transformer)
+    model_json = dump_json(model_parameters(exported).spec.to_dict())
+    assert artifacts.pickle_globals(col_tnf) == frozenset()
+    numbers = published_numbers(artifacts.read_customer_transform(col_tnf).to_dict()) | \
+        published_numbers(json.loads(model_json))
+    weights = {w for w in fitted_secrets(estimator) + [v for row in exported.weights for v in row]
+               + list(exported.intercepts) if w not in (0.0, 1.0, -1.0)}
+    assert weights, "no weights found to look for"
+    assert not weights & numbers
+    for w in weights:
+        assert struct.pack(">d", w) not in col_tnf and json.dumps(w) not in model_json
+    numeric = X.select_dtypes("number").to_numpy(dtype=np.float64)
+    rows = 0
+    for row in numeric:
+        values = {float(v) for v in row if v != round(v)}
+        if len(values) >= 2:
+            rows += 1
+            assert not values <= numbers, row
+    assert rows or not numeric.size or (numeric == numeric.round()).all()
+
+
 def check_regression(exported, estimator, X):
+    assert_publishes_no_secrets(exported, estimator, X)
     raw = as_csv_text(X)
     expected = estimator.predict(X)
     for got in (exported.predict(raw), exported.link_predict(codec_decisions(exported, raw))):
@@ -72,6 +138,7 @@ def check_regression(exported, estimator, X):
 
 
 def check_classifier(exported, estimator, X):
+    assert_publishes_no_secrets(exported, estimator, X)
     raw = as_csv_text(X)
     for decision in (exported.decision(raw), codec_decisions(exported, raw)):
         assert np.array_equal(exported.link_predict(decision), estimator.predict(X))
@@ -218,7 +285,6 @@ def test_compiled_steps_are_bit_identical_to_scikit_learn():
     ], remainder="passthrough")
     estimator = make_pipeline(columns, Ridge()).fit(X, price)
     exported = export_model(estimator, X)
-    assert not any(isinstance(b, SklearnBlock) for b in exported.transformer.columns.blocks)
     raw = as_csv_text(X)
     probe = raw.copy()
     probe.loc[probe.index[0], "city"] = "Lille"  # unseen: the infrequent column
@@ -228,39 +294,61 @@ def test_compiled_steps_are_bit_identical_to_scikit_learn():
     check_regression(exported, estimator, X)
 
 
-def test_other_steps_stay_fitted_scikit_learn_objects_behind_a_computed_allowlist(tmp_path):
+def test_later_scalers_and_selectors_are_folded_into_the_weights():
     X, y = dataset_frame(load_diabetes)
-    columns = ColumnTransformer([
-        ("poly", PolynomialFeatures(2), ["bmi", "bp"]),
-        ("bins", KBinsDiscretizer(n_bins=4, encode="onehot-dense", quantile_method="averaged_inverted_cdf"), ["s1"]),
-        ("log", FunctionTransformer(np.log1p, feature_names_out="one-to-one"), ["age"]),
-        ("scale", StandardScaler(), ["s2", "s3"]),
-    ])
-    X = X.assign(age=X["age"] - X["age"].min())  # log1p needs x > -1
-    estimator = make_pipeline(columns, Ridge(alpha=0.1)).fit(X, y)
-    exported = export_model(estimator, X)
-    kept = [type(b.transformer).__name__ for b in exported.transformer.columns.blocks if isinstance(b, SklearnBlock)]
-    assert kept == ["PolynomialFeatures", "KBinsDiscretizer", "FunctionTransformer"]
-    assert any("customers need scikit-learn" in n for n in exported.notes)
-    check_regression(exported, estimator, X)
-    # Features of scikit-learn steps are bounded by their training values (default_bounds).
-    x = exported.transformer.transform(as_csv_text(X))
-    assert (x >= exported.lower).all() and (x <= exported.upper).all()
+    Xm, price, _ = mixed()
+    cases = [
+        (X, y, make_pipeline(StandardScaler(), SelectFromModel(Ridge(alpha=0.01), threshold="mean"), Ridge())),
+        (X, y, make_pipeline(SelectKBest(f_regression, k=4), StandardScaler(), Ridge())),
+        (X, y, make_pipeline(SimpleImputer(), StandardScaler(), MinMaxScaler(), VarianceThreshold(),
+                             SelectPercentile(f_regression, percentile=50), MaxAbsScaler(), Lasso(alpha=0.01))),
+        (X, y, make_pipeline(StandardScaler(), RFE(Ridge(), n_features_to_select=3), LinearRegression())),
+        (Xm, price, make_pipeline(mixed_columns(handle_unknown="ignore"), StandardScaler(),
+                                  SelectKBest(f_regression, k=5), Ridge())),
+    ]
+    for frame, target, estimator in cases:
+        estimator.fit(frame, target)
+        exported = export_model(estimator, frame)
+        assert {type(b) for b in exported.transformer.columns.blocks} <= {OneHotBlock, ScaleBlock}
+        check_regression(exported, estimator, frame)
+        selectors = [s for s in estimator[:-1] if hasattr(s, "get_support")]
+        if selectors:  # the columns the selector drops weigh nothing; the customer still computes them
+            assert len(exported.features) == exported.transformer.transform(as_csv_text(frame)).shape[1]
+            dropped = sum(int((~s.get_support()).sum()) for s in selectors)
+            assert sum(w == 0.0 for w in exported.weights[0]) >= dropped > 0
 
-    ppml.export(estimator, X, tmp_path)
-    stored = json.loads((tmp_path / "col_tnf.allow.json").read_text())
-    assert ["numpy", "log1p"] in stored["globals"]
-    assert ["sklearn.preprocessing._polynomial", "PolynomialFeatures"] in stored["globals"]
-    assert not any(m.startswith(("os", "builtins.eval", "subprocess")) for m, _ in stored["globals"])
-    col_tnf = artifacts.load_pickle(tmp_path / artifacts.COL_TNF)
-    assert np.array_equal(col_tnf.transform(as_csv_text(X)), x)
-    assert np.allclose(artifacts.load_pickle(tmp_path / artifacts.PIPELINE).predict(X), estimator.predict(X), rtol=0)
 
-    # A whole pipeline with no exact rule is kept as one scikit-learn block.
-    whole = make_pipeline(StandardScaler(), PCA(5, random_state=0), LinearRegression()).fit(X, y)
-    exported = export_model(whole, X)
-    assert [type(b) for b in exported.transformer.columns.blocks] == [SklearnBlock]
-    check_regression(exported, whole, X)
+def test_steps_without_a_data_rule_are_refused_naming_the_step_and_nothing_is_written(tmp_path):
+    X, y = dataset_frame(load_diabetes)
+    supported = ("supported: passthrough, OneHotEncoder, StandardScaler, MinMaxScaler (clip=False), MaxAbsScaler, "
+                 "SimpleImputer (NaN marker, no indicator), FunctionTransformer without a function, in a "
+                 "ColumnTransformer or a Pipeline; after them StandardScaler, MinMaxScaler (clip=False), MaxAbsScaler, "
+                 "feature selectors (SelectKBest, SelectPercentile, VarianceThreshold, SelectFromModel, RFE, …), "
+                 "folded into the weights")
+    state = "its fitted state is not column kinds, categories or scaling constants"
+    cases = [
+        (make_pipeline(KNNImputer(), Ridge()), f"KNNImputer cannot be published: the customer's transform is plain "
+                                               f"data and {state}; "),
+        (make_pipeline(StandardScaler(), PolynomialFeatures(2), Ridge()),
+         f"PolynomialFeatures cannot be published: the customer's transform is plain data and {state}; "),
+        (make_pipeline(StandardScaler(), PCA(5, random_state=0), LinearRegression()),
+         f"PCA cannot be published: the customer's transform is plain data and {state}; "),
+        (make_pipeline(ColumnTransformer([("bins", KBinsDiscretizer(n_bins=4, encode="onehot-dense",
+                                                                    quantile_method="averaged_inverted_cdf"), ["s1"]),
+                                          ("scale", StandardScaler(), ["s2"])]), Ridge()),
+         f"KBinsDiscretizer cannot be published: the customer's transform is plain data and {state}; "),
+        (make_pipeline(ColumnTransformer([("log", FunctionTransformer(np.log1p), ["s1"])]), Ridge()),
+         "FunctionTransformer cannot be published: the customer's transform is plain data and a function is code, "
+         "not data; "),
+        (make_pipeline(StandardScaler(), KNNImputer(), Ridge()),
+         f"KNNImputer cannot be published: the customer's transform is plain data and {state}; "),
+    ]
+    for estimator, message in cases:
+        estimator.fit(X + 1.0, y)
+        assert refusal(estimator, X + 1.0) == message + supported
+        with pytest.raises(UnsupportedModelError):
+            ppml.export(estimator, X + 1.0, tmp_path)
+        assert list(tmp_path.iterdir()) == []
 
 
 def test_bounds_follow_train_and_can_be_declared():
@@ -327,9 +415,15 @@ def test_steps_the_customer_could_not_reproduce_are_refused():
         "TransformedTargetRegressor's inverse function <lambda> is not one the customer can apply exactly "
         "(np.exp, np.expm1, np.exp2, np.log, np.log1p, np.log2, np.log10, np.sqrt, np.square, np.cbrt)")
     custom = make_pipeline(FunctionTransformer(add_one), Ridge()).fit(X, y)
-    assert refusal(custom, X) == (
-        "CustomerTransform pickles test_export.add_one, which a model file may not load (only scikit-learn, numpy "
-        "and SciPy names can be loaded)")
+    assert refusal(custom, X).startswith(
+        "FunctionTransformer cannot be published: the customer's transform is plain data and a function is code, "
+        "not data; supported: ")
+    # A scaler's pickle that names a function of the company's own module could not be loaded.
+    own = make_pipeline(StandardScaler(), TransformedTargetRegressor(Ridge(), func=add_one, inverse_func=np.expm1,
+                                                                     check_inverse=False)).fit(X, y)
+    assert refusal(own, X) == (
+        "Pipeline pickles test_export.add_one, which a model file may not load (only scikit-learn, numpy and SciPy "
+        "names can be loaded)")
 
 
 def test_training_frames_a_csv_record_cannot_give_are_refused():
@@ -349,8 +443,9 @@ def test_training_frames_a_csv_record_cannot_give_are_refused():
 # ---------------------------------------------------------------------------------------------
 def test_stored_allowlists_only_narrow_and_are_checked_by_a_fixed_rule(tmp_path):
     X, y = dataset_frame(load_diabetes)
-    estimator = make_pipeline(StandardScaler(), PolynomialFeatures(2), SGDRegressor(random_state=0)).fit(X, y)
+    estimator = make_pipeline(StandardScaler(), SGDRegressor(random_state=0)).fit(X, y)
     ppml.export(estimator, X, tmp_path)
+    assert not (tmp_path / "col_tnf.allow.json").exists()  # the customer's file is plain data
     path, allow = tmp_path / artifacts.PIPELINE, artifacts.allowlist_path(tmp_path / artifacts.PIPELINE)
     assert allow.name == "PreProcessingDataAndModel.allow.json"
     stored = json.loads(allow.read_text())
@@ -364,8 +459,8 @@ def test_stored_allowlists_only_narrow_and_are_checked_by_a_fixed_rule(tmp_path)
         allow.write_text(json.dumps(tampered))
         with pytest.raises(ArtifactError, match=rf"refusing to admit {module}\.{name}: "):
             artifacts.load_pickle(path)
-    allow.write_text(json.dumps(dict(stored, globals=[g for g in stored["globals"] if g[1] != "PolynomialFeatures"])))
-    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.preprocessing\._polynomial\.PolynomialFeatures"):
+    allow.write_text(json.dumps(dict(stored, globals=[g for g in stored["globals"] if g[1] != "SGDRegressor"])))
+    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.linear_model\._stochastic_gradient\.SGDRegressor"):
         artifacts.load_pickle(path)
     allow.write_text(json.dumps(dict(stored, sha256="0" * 64)))
     with pytest.raises(ArtifactError, match=r"is the allowlist of another pickle"):

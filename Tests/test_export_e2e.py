@@ -199,7 +199,7 @@ def through_stages(work, keys, estimator, X, targets=None) -> pd.DataFrame:
     spec = artifacts.load_spec(model)
     customer_keys = stages.CustomerKeys(KeyStore(keys), allow_weak=True)
     stages.encrypt(str(work / "records.csv"), str(work / "enc.json"), spec=spec,
-                   col_tnf=artifacts.load_pickle(model / artifacts.COL_TNF), keys=customer_keys)
+                   col_tnf=artifacts.load_customer_transform(model / artifacts.COL_TNF), keys=customer_keys)
     stages.score(str(work / "enc.json"), str(work / "answer.json"),
                  params=artifacts.load_parameters(model / artifacts.PARAMS_DIR), allow_weak=True)
     stages.decrypt(str(work / "answer.json"), str(work / "predictions.csv"), spec=spec, keys=customer_keys)

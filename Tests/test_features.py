@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import PUBLIC_LAPTOPS
 from ppml.errors import FeatureParseError, InputError
 from ppml.features import (
     CATEGORICAL_FEATURES,
@@ -22,7 +22,7 @@ from ppml.features import (
     engineer_features,
 )
 
-PUBLIC_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "laptop_data.csv"
+PUBLIC_CSV = PUBLIC_LAPTOPS
 
 BASE = {
     "Company": "HP",

@@ -46,7 +46,7 @@ def valid():
 
     from conftest import encrypted_document
     from ppml import stages
-    from ppml.artifacts import load_parameters, load_pickle
+    from ppml.artifacts import load_customer_transform, load_parameters
     from ppml.paillier import generate_keypair
 
     public, private = generate_keypair(TEST_KEY_BITS, allow_weak=True)
@@ -55,7 +55,7 @@ def valid():
     folder = Path(tempfile.mkdtemp(prefix="ppml-fuzz-"))
     raw = pd.read_csv(ROOT / "Data" / "laptop_data.csv", dtype=str, keep_default_na=False).iloc[:2]
     raw.insert(0, "id", ["0", "b"])
-    features = encrypted_document(raw, (public, private), load_pickle(ROOT / "col_tnf.pkl"), spec, folder)
+    features = encrypted_document(raw, (public, private), load_customer_transform(ROOT / "col_tnf.pkl"), spec, folder)
     stages.score(str(folder / "data.json"), str(folder / "answer.json"), params=params, allow_weak=True)
     return {
         "public": public, "private": private, "params": params, "spec": spec,

@@ -263,11 +263,11 @@ def evil_pickle(w):
 
 
 def col_tnf_of_another_model(w):
-    from ppml.artifacts import dump_pickle, load_pickle
+    from ppml.artifacts import dump_customer_transform, load_customer_transform
 
-    tnf = load_pickle("col_tnf.pkl")
+    tnf = load_customer_transform("col_tnf.pkl")
     tnf.columns.names[0] = "Company_Unknown"
-    Path("col_tnf.pkl").write_bytes(dump_pickle(tnf))
+    Path("col_tnf.pkl").write_bytes(dump_customer_transform(tnf))
 
 
 def private_key_of_other_factors(w):
@@ -279,10 +279,14 @@ def composite_factor_key_pair(w):
     """n = a·b·c passes every public-key check; p = a·b, q = c has p·q = n but would decrypt to
     garbage without any error."""
     from ppml.paillier.keys import PublicKey, _blum_prime
+    from ppml.paillier.proof import FOURTH_ROOT_ROUNDS, NTH_ROOT_ROUNDS, ModulusProof
 
     (a, *_), (b, *_), (c, *_) = _blum_prime(340), _blum_prime(340), _blum_prime(344)
     n = a * b * c
-    public = PublicKey(n, gmpy2.powmod(4, n, n * n))
+    # A proof of the right shape (the customer's own files are not checked against it: only
+    # the company verifies proofs; this key is refused by the private key's checks).
+    shaped = ModulusProof(2, (1,) * NTH_ROOT_ROUNDS, (1,) * FOURTH_ROOT_ROUNDS)
+    public = PublicKey(n, gmpy2.powmod(4, n, n * n), shaped)
     Path(PUBLIC).write_text(files.dump_json(public.to_dict()))
     edit(PRIVATE, lambda d: d.update(fingerprint=public.fingerprint, h_s=format(public.h_s, "x"),
                                      p=format(a * b, "x"), q=format(c, "x")))
@@ -444,8 +448,8 @@ CASES = [
          IN_RECORDS + "is not a readable CSV: Error tokenizing data. C error: Expected 11 fields in line 3, saw 12"),
     # -- CustomerEncrypts.py: model files, keys, output ---------------------------------------
     case("pickle-runs-a-command", evil_pickle, "encrypt", ["records.csv", WEAK], 1,
-         "Error: col_tnf.pkl: refusing to load posix.system: not a model class this toolkit uses "
-         "(the file may be tampered with)"),
+         "Error: col_tnf.pkl: refusing to load posix.system: col_tnf.pkl holds plain data only (lists, text, "
+         "numbers), never a class or function (the file may be tampered with)"),
     case("pickle-truncated", lambda w: Path("col_tnf.pkl").write_bytes(Path("col_tnf.pkl").read_bytes()[:700]),
          "encrypt", ["records.csv", WEAK], 1,
          "Error: col_tnf.pkl: not a readable model file (UnpicklingError: pickle data was truncated)"),
@@ -466,7 +470,7 @@ CASES = [
     case("public-key-tampered-n", lambda w: edit(PUBLIC, another_n), "encrypt",
          ["records.csv", WEAK], 1, f"Error: {PUBLIC}: fingerprint does not match n and h_s (the key file was altered)"),
     case("public-key-even-n", lambda w: edit(PUBLIC, lambda d: d.update(n=format(int(d["n"], 16) + 1, "x"))),
-         "encrypt", ["records.csv", WEAK], 1, f"Error: {PUBLIC}: n is not an RSA modulus (it is even or prime)"),
+         "encrypt", ["records.csv", WEAK], 1, f"Error: {PUBLIC}: n is even: not an RSA modulus"),
     case("public-key-empty", write(PUBLIC, b""), "encrypt", ["records.csv", WEAK], 1,
          f"Error: {PUBLIC}: is empty, expected a JSON document"),
     case("key-size-odd", nothing, "encrypt", ["records.csv", "--keys", "NewKeys", "--key-size", "1025", WEAK], 1,
@@ -510,7 +514,7 @@ CASES = [
          "score", [WEAK], 3, IN_DATA + "key_fingerprint does not match the public key in the document"),
     case("document-weak-key-without-flag", nothing, "score", [], 3, IN_DATA + "public_key: " + WEAK_KEY),
     case("document-key-even-n", doc_edit(n_plus_one_in_document), "score", [WEAK], 3,
-         IN_DATA + "public_key: n is not an RSA modulus (it is even or prime)"),
+         IN_DATA + "public_key: n is even: not an RSA modulus"),
     case("document-for-another-model", doc_edit(lambda d: d.update(model_fingerprint="sha256:" + "ab" * 32)),
          "score", [WEAK], 4, IN_DATA + "encrypted for model sha256:abababababab…, but this server runs model "
                                        "{model_fp}…"),
@@ -584,14 +588,15 @@ CASES = [
          3, IN_ANSWER + "batch 0 ciphertext 0 is not a unit modulo n: not a valid ciphertext"),
     case("answer-ciphertexts-one-per-output", doc_edit(lambda d: d["batches"][0]["ciphertexts"].append("1"), ANSWER),
          "decrypt", [*SO, WEAK], 3, IN_ANSWER + "batch 0 has 2 ciphertexts, expected 1 (one per output)"),
-    case("answer-ciphertext-overflows-slots", answer_ciphertext(overflowing_answer), "decrypt", [*SO, WEAK], 3,
-         IN_ANSWER + "decrypted value overflows its slots (wrong key, model or codec)"),
+    case("answer-ciphertext-overflows-slots", answer_ciphertext(overflowing_answer), "decrypt", [*SO, WEAK], 4,
+         IN_ANSWER + "record 0, output 'Price': decodes outside the range the model can reach over its declared "
+                     "bounds (|Σ W·X + B| ≤ 2^92 − 1 with Model.json's 93-bit slots)"),
     case("answer-jsonl-without-end-line", drop_last_lines(ANSWER_JSONL), "decrypt", [ANSWER_JSONL, *SO, WEAK], 3,
          f"Error: {ANSWER_JSONL}: the stream ended before its end line (truncated document)"),
-    case("answer-records-count-wrong", doc_edit(lambda d: d.update(records=7), ANSWER), "decrypt", [*SO, WEAK], 3,
-         IN_ANSWER + f"records says 7 but the batches hold {RECORDS_ROWS}"),
-    case("answer-records-count-wrong-printed", doc_edit(lambda d: d.update(records=7), ANSWER), "decrypt", [WEAK], 3,
-         IN_ANSWER + f"records says 7 but the batches hold {RECORDS_ROWS}"),
+    case("answer-records-count-wrong", doc_edit(lambda d: d.update(records=7), ANSWER), "decrypt", [*SO, WEAK], 4,
+         IN_ANSWER + f"declares 7 records where the request sent {RECORDS_ROWS}"),
+    case("answer-records-count-wrong-printed", doc_edit(lambda d: d.update(records=7), ANSWER), "decrypt", [WEAK], 4,
+         IN_ANSWER + f"declares 7 records where the request sent {RECORDS_ROWS}"),
     case("answer-outputs-of-another-model", doc_edit(lambda d: d.update(outputs=["Salary"]), ANSWER), "decrypt",
          [*SO, WEAK], 4, IN_ANSWER + "the answer's outputs ['Salary'] are not the model's ['Price']"),
     case("answer-output-lone-surrogate", doc_edit(lambda d: d.update(outputs=["\udcff"]), ANSWER), "decrypt",

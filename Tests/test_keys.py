@@ -55,15 +55,15 @@ def test_private_key_of_another_public_key_is_refused(keypair, other_keypair):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda d: d.update(n=d["n"][:-1] + "0"), "n is not an RSA modulus (it is even or prime)"),
+    (lambda d: d.update(n=d["n"][:-1] + "0"), "n is even: not an RSA modulus"),
     (lambda d: d.update(fingerprint="sha256:" + "0" * 64), "fingerprint does not match n and h_s (the key file was altered)"),
     (lambda d: d.update(bits=2048), "declared size 2048 does not match n (1024 bits)"),
     (lambda d: d.update(n="xyz"), "field 'n' is not hexadecimal"),
     (lambda d: d.update(h_s="0"), "field 'h_s' must be greater than 1"),
-    (lambda d: d.update(version=1), "version 1 of 'ppml.paillier-public-key' is not supported (supported: 2; "
+    (lambda d: d.update(version=1), "version 1 of 'ppml.paillier-public-key' is not supported (supported: 3; "
                                     "create a new pair with `python -m ppml keygen --force`)"),
     (lambda d: d.update(version=True), "version True of 'ppml.paillier-public-key' is not supported "
-                                       "(supported: 2; create a new pair with `python -m ppml keygen --force`)"),
+                                       "(supported: 3; create a new pair with `python -m ppml keygen --force`)"),
     (lambda d: d.update(format="rsa"), "format is 'rsa', expected 'ppml.paillier-public-key'"),
 ])
 def test_tampered_public_key_is_refused(keypair, change, message):

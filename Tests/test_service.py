@@ -361,18 +361,20 @@ def test_client_retries_503_and_replays_a_piped_document(svc, document):
     import httpx
 
     calls = []
+    body = as_json(document)
+    answer = io.BytesIO()  # the service's real answer: the client checks it against the document
+    ppml_client.score("http://testserver", body, answer, svc.tokens["alice"], http=svc.http)
 
     def handler(request):
         calls.append(request.read())
         if len(calls) < 3:
             return httpx.Response(503, json={"error": "busy"}, headers={"Retry-After": "0"})
-        return httpx.Response(200, content=b'{"batches":[]}')
+        return httpx.Response(200, content=answer.getvalue())
 
     sink = io.BytesIO()
-    body = as_json(document)
     result = ppml_client.score("http://x", io.BytesIO(body), sink, "t", backoff=0.0,
                                http=httpx.Client(transport=httpx.MockTransport(handler)))
-    assert result.attempts == 3 and calls == [body] * 3
+    assert result.attempts == 3 and calls == [body] * 3 and sink.getvalue() == answer.getvalue()
 
     def always_busy(request):
         return httpx.Response(503, json={"error": "the service is saturated; retry later"})

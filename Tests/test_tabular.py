@@ -183,7 +183,7 @@ def test_training_on_a_small_synthetic_frame(mixed_model):
     assert spec.inputs == {"size": [-128.0, 128.0], "rooms": [0.0, 100.0]}
     # Exported weights reproduce the pipeline; the compiled transformer equals scikit-learn bit for bit,
     # unseen categories included.
-    col_tnf = artifacts.load_pickle(out / artifacts.COL_TNF)
+    col_tnf = artifacts.load_customer_transform(out / artifacts.COL_TNF)
     pipeline = artifacts.load_pickle(out / artifacts.PIPELINE)
     probe = raw.copy()
     probe.loc[:9, "city"] = "Atlantis"
@@ -231,19 +231,21 @@ def test_bad_training_values_are_clean_errors():
         train_tabular_model(mixed_frame().iloc[:9], "value")
 
 
-def test_new_artifacts_load_through_the_allowlists_and_col_tnf_needs_no_scikit_learn(mixed_model):
+def test_new_col_tnf_is_plain_data_with_generic_parsers_and_needs_no_scikit_learn(mixed_model):
     _, _, out = mixed_model
-    code = ("import sys; from ppml.artifacts import load_pickle; t = load_pickle(sys.argv[1]); "
-            "print(type(t.features).__name__, sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
+    code = ("import sys; from ppml.artifacts import load_customer_transform as load; t = load(sys.argv[1]); "
+            "print(sorted({p for _, p, _ in t.features.features}), "
+            "sorted(m for m in ('sklearn', 'scipy') if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code, str(out / artifacts.COL_TNF)], cwd=ROOT,
                           capture_output=True, text=True, check=True)
-    assert proc.stdout.strip() == "TabularFeatures []"
-    # The customer's allowlist still refuses the whole pipeline.
+    assert proc.stdout.strip() == "['category', 'number'] []"
+    assert artifacts.pickle_globals((out / artifacts.COL_TNF).read_bytes()) == frozenset()
+    # The customer's loader refuses the whole pipeline at its first global.
     bad = out / "other" / artifacts.COL_TNF
     bad.parent.mkdir()
     bad.write_bytes((out / artifacts.PIPELINE).read_bytes())
-    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\."):
-        artifacts.load_pickle(bad)
+    with pytest.raises(ArtifactError, match=r"refusing to load sklearn\.pipeline\.Pipeline: col_tnf\.pkl holds plain data"):
+        artifacts.load_customer_transform(bad)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +255,7 @@ def _encrypted_predictions(model_dir, csv_path, keypair) -> dict:
     """The three stages as the scripts run them, the documents passing through JSON."""
     public, private = keypair
     spec = artifacts.load_spec(model_dir)
-    col_tnf = artifacts.load_pickle(model_dir / artifacts.COL_TNF)
+    col_tnf = artifacts.load_customer_transform(model_dir / artifacts.COL_TNF)
     params = artifacts.load_parameters(model_dir / artifacts.PARAMS_DIR)
     m = spec.codec.slots_for(public.bits)
     chunks = customer.iter_record_chunks(str(csv_path), csv_path.name, m * 4)
@@ -295,7 +297,7 @@ def test_salary_predictions_under_encryption_equal_the_plaintext_model(source, t
     # The intercept is in every prediction, and it matters: without it they would be far off.
     intercept = trained.parameters.intercepts[0]
     assert abs(intercept) > 5000
-    col_tnf = artifacts.load_pickle(tmp_path / "model" / artifacts.COL_TNF)
+    col_tnf = artifacts.load_customer_transform(tmp_path / "model" / artifacts.COL_TNF)
     without = col_tnf.transform(raw) @ np.array(trained.parameters.coefficients[0])
     assert np.median(np.abs(without - plaintext) / np.abs(plaintext)) > 0.5
     np.testing.assert_allclose(decrypted - without, intercept, rtol=1e-6)
@@ -321,7 +323,7 @@ def test_customer_refuses_records_outside_the_bounds_or_unparseable(tmp_path):
     raw = salary_frame(60)
     trained = train_tabular_model(raw, "salary")
     artifacts.save_model(trained, tmp_path)
-    spec, col_tnf = artifacts.load_spec(tmp_path), artifacts.load_pickle(tmp_path / artifacts.COL_TNF)
+    spec, col_tnf = artifacts.load_spec(tmp_path), artifacts.load_customer_transform(tmp_path / artifacts.COL_TNF)
     assert spec.inputs["age"] == [0.0, 2048.0]
     records = raw.drop(columns="salary").iloc[:3].copy()
     records.loc[1, "age"] = "2049"

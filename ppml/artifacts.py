@@ -1,18 +1,23 @@
 """The model's files: ``col_tnf.pkl``, ``PreProcessingDataAndModel.pkl`` and
 ``Encrypted_ModelParameters/{Model,Coefficients,Intercept}.json``.
 
-Pickles are loaded with a restricted unpickler that admits only the exact scikit-learn, numpy
-and ppml names these artifacts are made of. Any other global — ``os.system``,
-``builtins.eval``, ``pandas.read_pickle`` … — is refused before it can be called, so a
-tampered ``.pkl`` cannot run code. The server never loads a pickle at all.
+``col_tnf.pkl`` is the customer's: a :class:`~ppml.encoder.CustomerTransform` as plain data
+(dicts, lists, text, numbers) pickled with no global at all. :func:`load_customer_transform`
+reads it with an unpickler that refuses every global — no class, function or array
+reconstructor of any module can be named, so nothing in the file runs code or builds objects
+from raw memory — and then checks every field (:meth:`CustomerTransform.from_dict`).
 
-A trained model's pickles need only the fixed lists below. An exported model's (the company's
-own estimator, :mod:`ppml.export`) may use any scikit-learn estimator class, so its allowlist
-is computed when it is written — the exact names the pickle holds — and stored beside it
-(``col_tnf.allow.json``, ``PreProcessingDataAndModel.allow.json``). The stored list only ever
+``PreProcessingDataAndModel.pkl`` is the company's own fitted pipeline; nothing on the
+customer's path loads it. It is read with a restricted unpickler that admits only the exact
+scikit-learn, numpy and ppml names it is made of. Any other global — ``os.system``,
+``builtins.eval``, ``pandas.read_pickle`` … — is refused before it can be called. An exported
+model's (the company's own estimator, :mod:`ppml.export`) may use any scikit-learn estimator
+class, so its allowlist is computed when it is written — the exact names the pickle holds —
+and stored beside it (``PreProcessingDataAndModel.allow.json``). The stored list only ever
 narrows: every name in it must pass :func:`admissible` (a fixed rule: scikit-learn estimator
-classes, numpy ufuncs and scalar types, the fixed lists), checked again when it is read, so an
-edited list cannot admit ``os.system``, ``numpy.load`` or ``builtins.getattr``.
+classes, numpy ufuncs and scalar types, the fixed list), checked again when it is read, so an
+edited list cannot admit ``os.system``, ``numpy.load`` or ``builtins.getattr``. The server
+never loads a pickle at all.
 """
 from __future__ import annotations
 
@@ -34,11 +39,9 @@ MODEL_JSON = "Model.json"
 COEFFICIENTS_JSON = "Coefficients.json"
 INTERCEPT_JSON = "Intercept.json"
 
-#: (module, name) pairs ``col_tnf.pkl`` pickles to: ppml's compiled transformer, its feature
-#: step (the laptop parser or a generic model's :class:`~ppml.tabular.TabularFeatures`) and
-#: numpy's array reconstructors. Classes and reconstructors only: none of them does I/O or evaluates
-#: anything when called.
-CUSTOMER_GLOBALS = frozenset({
+#: (module, name) pairs a trained ``PreProcessingDataAndModel.pkl`` pickles to: the fitted
+#: scikit-learn classes, ppml's feature steps and numpy's array reconstructors.
+PIPELINE_GLOBALS = frozenset({
     ("builtins", "slice"),
     ("numpy", "dtype"),
     ("numpy", "ndarray"),
@@ -51,15 +54,7 @@ CUSTOMER_GLOBALS = frozenset({
     ("numpy.core.multiarray", "scalar"),
     ("numpy.core.numeric", "_frombuffer"),
     ("ppml.features", "engineer_features"),
-    ("ppml.encoder", "CustomerTransform"),
-    ("ppml.encoder", "CompiledColumns"),
-    ("ppml.encoder", "OneHotBlock"),
-    ("ppml.encoder", "ScaleBlock"),
-    ("ppml.encoder", "SklearnBlock"),  # its fitted transformer's names need an allowlist of their own
     ("ppml.tabular", "TabularFeatures"),
-})
-#: ``PreProcessingDataAndModel.pkl`` adds the fitted scikit-learn estimator classes.
-PIPELINE_GLOBALS = CUSTOMER_GLOBALS | frozenset({
     ("sklearn.compose._column_transformer", "ColumnTransformer"),
     ("sklearn.linear_model._ridge", "Ridge"),
     ("sklearn.pipeline", "Pipeline"),
@@ -74,6 +69,12 @@ PIPELINE_GLOBALS = CUSTOMER_GLOBALS | frozenset({
 SAFE_BUILTINS = frozenset(("builtins", name) for name in (
     "slice", "float", "int", "str", "bool", "complex", "tuple", "list", "dict", "set", "frozenset",
     "bytes", "bytearray", "range"))
+#: scikit-learn's univariate scores, which a fitted selector (``SelectKBest(f_regression)``)
+#: names as its parameter: pure functions of arrays, no I/O.
+SCORE_FUNCTIONS = frozenset(
+    [("sklearn.feature_selection._univariate_selection", name)
+     for name in ("f_regression", "f_classif", "chi2", "r_regression", "f_oneway")]
+    + [("sklearn.feature_selection._mutual_info", name) for name in ("mutual_info_regression", "mutual_info_classif")])
 ALLOWLIST_FORMAT = "ppml.pickle-allowlist"
 _CYTHON_LOSS_MODULE = "sklearn._loss._loss"
 _CYTHON_LOSS_ALIAS = "_loss"
@@ -82,10 +83,11 @@ ALLOWLIST_VERSION = 1
 
 def admissible(module: str, name: str) -> str | None:
     """Why ``module.name`` may not appear in a model pickle, or None if it may: a name of the
-    fixed lists, a safe builtin type, a numpy ufunc or scalar type, or a scikit-learn estimator
+    fixed list, a safe builtin type, a univariate score function, a numpy ufunc or scalar type,
+    or a scikit-learn estimator
     class (whose constructor only stores its parameters). Only numpy, SciPy and scikit-learn
     modules are imported to check; functions such as ``numpy.load`` are refused."""
-    if (module, name) in PIPELINE_GLOBALS or (module, name) in SAFE_BUILTINS:
+    if (module, name) in PIPELINE_GLOBALS | SAFE_BUILTINS | SCORE_FUNCTIONS:
         return None
     if module == _CYTHON_LOSS_ALIAS:
         # Cython names scikit-learn's loss classes after their module's short name and registers
@@ -133,7 +135,7 @@ def pickle_globals(data: bytes) -> frozenset:
 
 
 def allowlist_path(pickle_path) -> Path:
-    """``col_tnf.pkl`` → ``col_tnf.allow.json``."""
+    """``PreProcessingDataAndModel.pkl`` → ``PreProcessingDataAndModel.allow.json``."""
     path = Path(pickle_path)
     return path.with_name(path.stem + ".allow.json")
 
@@ -174,10 +176,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
 
 def load_pickle(path, allowed: frozenset | None = None):
-    """Unpickle a model artifact through an allowlist: by default the one stored beside it
-    (:func:`allowlist_path`, an exported model's), else the fixed one for its file name (the
-    customer's transformer admits no scikit-learn names at all); every failure is an
-    ArtifactError."""
+    """Unpickle the company's pipeline through an allowlist: by default the one stored beside it
+    (:func:`allowlist_path`, an exported model's), else :data:`PIPELINE_GLOBALS`; every failure
+    is an ArtifactError. Never for the customer's transformer (:func:`load_customer_transform`)."""
     path = Path(path)
     data = files.read_bytes(path) if path.exists() else None
     if data is None:
@@ -185,13 +186,55 @@ def load_pickle(path, allowed: frozenset | None = None):
     if allowed is None and allowlist_path(path).exists():
         allowed = read_allowlist(allowlist_path(path), data)
     try:
-        if allowed is None:
-            allowed = PIPELINE_GLOBALS if path.name == PIPELINE else CUSTOMER_GLOBALS
-        return RestrictedUnpickler(io.BytesIO(data), allowed).load()
+        return RestrictedUnpickler(io.BytesIO(data), PIPELINE_GLOBALS if allowed is None else allowed).load()
     except PpmlError as e:
         raise e.with_source(str(path))
     except Exception as e:  # truncated or corrupt pickles raise many kinds
         raise ArtifactError(f"not a readable model file ({type(e).__name__}: {e})", str(path)) from None
+
+
+class _DataUnpickler(pickle.Unpickler):
+    """Unpickles plain data only: every global is refused, so no class, function or array
+    reconstructor can be named, called or built."""
+
+    def find_class(self, module: str, name: str):
+        why = ("the file may be tampered with" if not module.startswith("ppml.") else
+               "an older ppml wrote it: write it again with `python -m ppml train` or `export`, or `fetch-model`")
+        raise ArtifactError(f"refusing to load {module[:80]}.{name[:80]}: col_tnf.pkl holds plain data "
+                            f"only (lists, text, numbers), never a class or function ({why})")
+
+
+def read_customer_transform(data: bytes):
+    """The customer's transformer from ``col_tnf.pkl``'s bytes: plain data, unpickled with no
+    global admitted and checked field by field. Every failure is one ArtifactError line."""
+    from .encoder import CustomerTransform
+
+    try:
+        obj = _DataUnpickler(io.BytesIO(data)).load()
+    except PpmlError:
+        raise
+    except Exception as e:  # truncated or corrupt pickles raise many kinds
+        raise ArtifactError(f"not a readable model file ({type(e).__name__}: {str(e)[:200]})") from None
+    return CustomerTransform.from_dict(obj)
+
+
+def load_customer_transform(path):
+    """:func:`read_customer_transform` of the file ``path``, naming it in any error."""
+    path = Path(path)
+    if not path.exists():
+        raise ArtifactError("model file not found (run `python -m ppml train` or pass --model)", str(path))
+    try:
+        return read_customer_transform(files.read_bytes(path))
+    except PpmlError as e:
+        raise e.with_source(str(path))
+
+
+def dump_customer_transform(transform) -> bytes:
+    """``col_tnf.pkl``'s bytes: the transform's plain data, pickled without any global."""
+    data = dump_pickle(transform.to_dict())
+    if pickle_globals(data):
+        raise AssertionError("a customer transform pickled a global")  # programming error
+    return data
 
 
 def dump_pickle(obj) -> bytes:
@@ -249,18 +292,17 @@ def checked_pickle(obj, default: frozenset) -> tuple[bytes, frozenset | None]:
 
 
 def write_model(col_tnf, pipeline, params: ModelParameters, out_dir=".") -> list[Path]:
-    """Write the five artifacts atomically, with an allowlist beside each pickle that needs
-    names beyond the fixed lists (an exported model's); returns their paths. A stale allowlist
-    of a pickle that no longer needs one is removed."""
+    """Write the five artifacts atomically (``col_tnf`` a :class:`~ppml.encoder.CustomerTransform`),
+    with an allowlist beside the pipeline if it needs names beyond the fixed list (an exported
+    model's); returns their paths. A stale allowlist is removed (``col_tnf.pkl`` never has one)."""
     out = Path(out_dir)
-    contents, stale = [], []
-    for path, obj, default in ((out / COL_TNF, col_tnf, CUSTOMER_GLOBALS), (out / PIPELINE, pipeline, PIPELINE_GLOBALS)):
-        data, names = checked_pickle(obj, default)
-        contents.append((path, data))
-        if names is None:
-            stale.append(allowlist_path(path))
-        else:
-            contents.append((allowlist_path(path), files.dump_json(allowlist_document(data, names)).encode()))
+    contents, stale = [(out / COL_TNF, dump_customer_transform(col_tnf))], [allowlist_path(out / COL_TNF)]
+    data, names = checked_pickle(pipeline, PIPELINE_GLOBALS)
+    contents.append((out / PIPELINE, data))
+    if names is None:
+        stale.append(allowlist_path(out / PIPELINE))
+    else:
+        contents.append((allowlist_path(out / PIPELINE), files.dump_json(allowlist_document(data, names)).encode()))
     contents += [
         (out / PARAMS_DIR / MODEL_JSON, files.dump_json(params.spec.to_dict()).encode()),
         (out / PARAMS_DIR / COEFFICIENTS_JSON, files.dump_json(params.coefficients_dict()).encode()),

@@ -13,8 +13,10 @@ Every failure is a :class:`~ppml.errors.PpmlError` whose ``exit_code`` follows t
 convention (3 for a document the service calls malformed or too large, 4 for another model or
 codec, 1 for the rest), with the service's own message.
 
-Uploads and answers stream: the document goes up in chunks as it is read and the answer is
-written as it arrives, so memory stays flat. A 503 (saturated) or a connection failure before
+Uploads and answers stream: the document goes up in chunks as it is read and the answer lands
+in the output's temporary file (or a spool for stdout) as it arrives, so memory stays flat; it
+is released only once it is complete and answers the document sent (same key, model, ids
+batch by batch and record count), else refused with exit status 4. A 503 (saturated) or a connection failure before
 any answer arrived is retried with exponential backoff; the document is then sent again from
 its start (from a spool file if it came from a pipe).
 """
@@ -233,6 +235,19 @@ class _Upload:
             self.spool.write(chunk)
             yield chunk
 
+    def replay(self):
+        """The whole document again, from its start (a path, or a stream), to check the answer
+        against (a pipe is first read to its end)."""
+        if self.data is not None:
+            return io.BytesIO(self.data)
+        if self.path is not None:
+            return self.path
+        self.spool.seek(0, io.SEEK_END)
+        while chunk := self.stream.read(CHUNK):
+            self.spool.write(chunk)
+        self.spool.seek(0)
+        return self.spool
+
     def close(self) -> None:
         if self.spool is not None:
             self.spool.close()
@@ -253,8 +268,9 @@ def content_type(head: bytes) -> str:
 
 
 class _Sink:
-    """Where the answer goes: a file (appears atomically, only if the answer is complete),
-    stdout (``-``) or a binary file object."""
+    """Where the answer goes: a file (appears atomically), stdout (``-``) or a binary file
+    object — in every case only once the answer is complete and answers the request (until
+    then stdout's and a file object's bytes wait in a temporary file)."""
 
     def __init__(self, output):
         self.atomic = None
@@ -263,15 +279,12 @@ class _Sink:
             self.atomic = files.AtomicFile(output)
         else:
             self.out = sys.stdout.buffer if str(output) == files.STDIO else output
+            self.held = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self.written = 0
         self.tail = b""
 
     def write(self, data: bytes) -> None:
-        if self.atomic is not None:
-            self.atomic.write(data)
-        else:
-            self.out.write(data)
-            self.out.flush()
+        (self.atomic or self.held).write(data)
         self.written += len(data)
         self.tail = (self.tail + data)[-(CHUNK):]
 
@@ -290,13 +303,29 @@ class _Sink:
         if not last.endswith(b"}"):
             raise ServiceError("the answer was cut short (connection lost)", url)
 
+    def answer(self):
+        """The answer received so far, from its start: a path or a stream."""
+        if self.atomic is not None:
+            self.atomic.file.flush()
+            return self.atomic.tmp
+        self.held.seek(0)
+        return self.held
+
     def commit(self) -> None:
         if self.atomic is not None:
             self.atomic.commit()
+            return
+        self.held.seek(0)
+        while chunk := self.held.read(CHUNK):
+            self.out.write(chunk)
+        self.out.flush()
+        self.held.close()
 
     def abort(self) -> None:
         if self.atomic is not None:
             self.atomic.abort()
+        else:
+            self.held.close()
 
 
 def _error_message(response) -> str:
@@ -324,8 +353,9 @@ def score(url: str, source, output, token: str, *, retries: int = DEFAULT_RETRIE
         url: the service's base URL (``http://host:8000``); ``/v1/score`` is added.
         source: a path, ``-`` for stdin, bytes, or a binary file object (read once; spooled
             for retries).
-        output: a path (written atomically, only if the answer is complete), ``-`` for
-            stdout, or a binary file object (written as the answer arrives).
+        output: a path (written atomically), ``-`` for stdout, or a binary file object; in
+            every case written only once the whole answer has arrived and answers ``source``
+            (its key, model, ids batch by batch and record count).
         token: the client's bearer token (see :func:`read_token`).
         retries: how many times a 503 or a connection failure is retried.
         timeout: seconds without progress before giving up.
@@ -336,7 +366,8 @@ def score(url: str, source, output, token: str, *, retries: int = DEFAULT_RETRIE
         a :class:`ScoreResult`.
     Raises:
         ServiceError: the service refused the document or failed; DocumentError: the source
-        cannot be read; OutputError: the output cannot be written.
+        cannot be read; AnswerMismatchError: the answer does not answer the source;
+        OutputError: the output cannot be written.
     """
     endpoint = _base(url) + "/v1/score"
     plain_http_warning(url)
@@ -370,12 +401,13 @@ def score(url: str, source, output, token: str, *, retries: int = DEFAULT_RETRIE
                         if progress is not None:
                             progress(upload.sent, sink.written)
                     sink.check_complete(endpoint)
+                    _check_answer(upload, sink, endpoint)
                     sink.commit()
                     return ScoreResult(upload.sent, sink.written, time.perf_counter() - started, attempt + 1)
             except httpx.TransportError as e:
                 if sink is not None:
                     sink.abort()
-                    if sink.written:  # part of the answer is out: it cannot be taken back
+                    if sink.written:  # the service has scored (and counted) it: not sent again
                         raise ServiceError(f"the answer was cut short: {_describe(e)}", endpoint) from None
                 if attempt >= retries:
                     raise ServiceError(f"cannot reach the service: {_describe(e)}", endpoint) from None
@@ -389,6 +421,15 @@ def score(url: str, source, output, token: str, *, retries: int = DEFAULT_RETRIE
         upload.close()
         if own:
             http.close()
+
+
+def _check_answer(upload: _Upload, sink: _Sink, endpoint: str) -> None:
+    """Refuse (exit 4) an answer that does not answer the document sent: another key, model or
+    packing, other ids in any batch, other batch sizes or another record count (see
+    :class:`ppml.customer.SentRequest`)."""
+    from .customer import SentRequest, check_answer_document
+
+    check_answer_document(SentRequest(upload.replay(), name=upload.name), sink.answer(), endpoint)
 
 
 def _describe(error) -> str:
@@ -434,8 +475,8 @@ def fetch_model(url: str, out_dir, *, force: bool = False, timeout: float = DEFA
     --model out_dir`` works: ``Encrypted_ModelParameters/Model.json`` and ``col_tnf.pkl``.
 
     Checked before anything is written: each file's SHA-256 against the description, the
-    model fingerprint against ``Model.json``'s content, and ``col_tnf.pkl`` loaded through the
-    restricted unpickler and matched to the model's features. A file that exists with other
+    model fingerprint against ``Model.json``'s content, and ``col_tnf.pkl`` read as plain data
+    (:func:`ppml.artifacts.read_customer_transform`) and matched to the model's features. A file that exists with other
     content is replaced only with ``force``. Returns the paths written."""
     from .documents import ModelSpec
 
@@ -464,7 +505,7 @@ def fetch_model(url: str, out_dir, *, force: bool = False, timeout: float = DEFA
         if spec.fingerprint != desc.get("model_fingerprint"):
             raise ServiceError("Model.json's fingerprint differs from the one the service announces", base)
         if "col_tnf.pkl" in contents:
-            _check_transformer(contents["col_tnf.pkl"], spec, out, f"{base}/v1/model/col_tnf.pkl")
+            _check_transformer(contents["col_tnf.pkl"], spec, f"{base}/v1/model/col_tnf.pkl")
         written = []
         for name, data in contents.items():
             path = out / MODEL_FILES[name]
@@ -481,23 +522,12 @@ def fetch_model(url: str, out_dir, *, force: bool = False, timeout: float = DEFA
             http.close()
 
 
-def _check_transformer(data: bytes, spec, out: Path, source: str) -> None:
-    """Load the downloaded transformer the way the customer will, before keeping it."""
+def _check_transformer(data: bytes, spec, source: str) -> None:
+    """Read the downloaded transformer the way the customer will, before keeping it."""
     from . import artifacts
     from .customer import check_transform
 
-    files.ensure_folder(out / "x")
-    fd, tmp = tempfile.mkstemp(prefix=".col_tnf.", suffix=".pkl.tmp", dir=out)
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        try:
-            transformer = artifacts.load_pickle(tmp, artifacts.CUSTOMER_GLOBALS)
-            check_transform(transformer, spec)
-        except PpmlError as e:
-            raise ServiceError(f"col_tnf.pkl: {e.message}", source) from None
-    finally:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        check_transform(artifacts.read_customer_transform(data), spec)
+    except PpmlError as e:
+        raise ServiceError(f"col_tnf.pkl: {e.message}", source) from None

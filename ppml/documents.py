@@ -245,7 +245,7 @@ class ModelParameters:
             raise DocumentError("the weights or bounds are too large for the codec's fixed-point scale") from None
         for output, (W, B) in zip(self.spec.outputs, weights):
             bound = codec.slot_bound(W, B, self.spec.lower, self.spec.upper)
-            if bound >= codec.offset:
+            if bound > codec.reach:
                 raise DocumentError(f"slot width {codec.slot_bits} bits is too small for the weights of "
                                     f"{output!r} and the bounds (needs {bound.bit_length() + 1})")
 
@@ -317,13 +317,18 @@ class EncryptedFeatures:
         return {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
 
 
+def batch_ids(b, i: int, slots: int) -> list:
+    """The 1 to ``slots`` record ids of batch ``i`` of a stage document (its ciphertexts unread)."""
+    if not isinstance(b, dict):
+        raise DocumentError(f"batch {i} must be an object")
+    return _ids(b, slots)
+
+
 def parse_batch(b, i: int, slots: int, count: int, per: str, key: PublicKey) -> Batch:
     """Batch ``i`` of a stage document: an object of 1 to ``slots`` ids and ``count`` valid
     ciphertexts for ``key`` (one per ``per``: feature or output)."""
     where = f"batch {i}"
-    if not isinstance(b, dict):
-        raise DocumentError(f"{where} must be an object")
-    ids = _ids(b, slots)
+    ids = batch_ids(b, i, slots)
     cts = _get(b, "ciphertexts", list, "a list of ciphertexts")
     if len(cts) != count:
         raise DocumentError(f"{where} has {len(cts)} ciphertexts, expected {count} (one per {per})")

@@ -1,30 +1,48 @@
-"""The customer's transformer (``col_tnf.pkl``): raw records → the model's feature vector.
+"""The customer's transformer (``col_tnf.pkl``): raw records → the model's feature vector, as
+plain data.
 
-Training fits a scikit-learn ``ColumnTransformer``; this module compiles the fitted one into a
-small numpy object with the same output, bit for bit (same float operations in the same
-order). That object is what ``col_tnf.pkl`` holds: loading it imports neither scikit-learn nor
-SciPy (about a second saved on every encryption run), and the restricted unpickler only has
-to admit a handful of ppml and numpy names. It carries category lists, column order and
-scaling constants — never weights.
-
-An exported model (:mod:`ppml.export`) may use steps with no exact numpy rule here
-(``PolynomialFeatures``, ``KBinsDiscretizer``, …). Those stay fitted scikit-learn objects
-inside a :class:`SklearnBlock`, next to the compiled blocks; such a ``col_tnf.pkl`` needs
-scikit-learn to load, through an allowlist computed when it was written
-(:mod:`ppml.artifacts`).
+Training fits a scikit-learn ``ColumnTransformer``; this module compiles the fitted one into
+blocks of numbers and text with the same output, bit for bit (same float operations in the
+same order): one-hot maps (category lists, the unknown-value rule) and affine scaling
+constants. With the feature step (:class:`~ppml.features.FeatureStep`: named parsers from a
+fixed vocabulary) they make a :class:`CustomerTransform`, whose :meth:`~CustomerTransform.to_dict`
+is what ``col_tnf.pkl`` holds: a dict of lists, strings and floats. The customer rebuilds it
+with :meth:`~CustomerTransform.from_dict`, which checks every field and its size, so the file
+the company sends is data the customer validates, never objects it reconstructs. It carries
+category lists, column order and scaling constants — never weights.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
-from .errors import InputError
+from .errors import ArtifactError, InputError
+from .features import PARSERS, FeatureStep
 
 #: ``OneHotBlock.unknown`` for an encoder fitted with ``handle_unknown="error"``: an unseen
 #: value is refused, as scikit-learn refuses it.
 REFUSE_UNKNOWN = -2
+TRANSFORM_FORMAT = "ppml.customer-transform"
+TRANSFORM_VERSION = 1
+#: Size limits of a customer transform read from a file: input and output columns, categories
+#: of one column, characters of a name or category.
+MAX_COLUMNS = 10_000
+MAX_CATEGORIES = 100_000
+MAX_TEXT = 1_000
+#: Steps :func:`compile_blocks` has an exact rule for (the message of a refusal lists them).
+SUPPORTED_STEPS = ("passthrough", "OneHotEncoder", "StandardScaler", "MinMaxScaler (clip=False)", "MaxAbsScaler",
+                   "SimpleImputer (NaN marker, no indicator)", "FunctionTransformer without a function",
+                   "in a ColumnTransformer or a Pipeline")
+
+
+class NoExactRule(TypeError):
+    """A fitted step with no rule here: ``step`` names its class, ``why`` says what is missing."""
+
+    def __init__(self, step: str, why: str):
+        super().__init__(f"{step}: {why}")
+        self.step, self.why = step, why
 
 
 @dataclass
@@ -54,8 +72,37 @@ class OneHotBlock:
         out[np.nonzero(hit)[0], cols[hit]] = 1.0
         return out
 
-    def bounds(self, inputs, engineered):
+    def bounds(self, inputs):
         return [0.0] * self.width, [1.0] * self.width
+
+    def to_dict(self) -> dict:
+        return {"kind": "one_hot", "column": str(self.column), "categories": list(self.index),
+                "index": [int(i) for i in self.index.values()], "unknown": int(self.unknown),
+                "width": int(self.width)}
+
+    @classmethod
+    def from_dict(cls, d: dict, where: str) -> "OneHotBlock":
+        _keys(d, ("kind", "column", "categories", "index", "unknown", "width"), where)
+        column = _text(d["column"], f"{where}.column")
+        width = _integer(d["width"], f"{where}.width", 1, MAX_CATEGORIES + 1)
+        categories = _list(d["categories"], f"{where}.categories", MAX_CATEGORIES)
+        index = _list(d["index"], f"{where}.index", MAX_CATEGORIES)
+        if len(index) != len(categories):
+            raise ArtifactError(f"{where}.index must have one entry per category ({len(categories)})")
+        mapping = {}
+        for i, (category, col) in enumerate(zip(categories, index)):
+            if isinstance(category, str):
+                _text(category, f"{where}.categories[{i}]", allow_empty=True)
+            else:
+                _number(category, f"{where}.categories[{i}]")
+            if category in mapping:
+                raise ArtifactError(f"{where}.categories[{i}] repeats a category")
+            mapping[category] = _integer(col, f"{where}.index[{i}]", -1, width - 1)
+        unknown = _integer(d["unknown"], f"{where}.unknown", REFUSE_UNKNOWN, width - 1)
+        return cls(column, mapping, unknown, width)
+
+
+_SCALE_STEPS = ("mean", "scale", "factor", "offset")
 
 
 @dataclass
@@ -67,8 +114,12 @@ class ScaleBlock:
     columns: list
     mean: np.ndarray | None
     scale: np.ndarray | None
-    factor: np.ndarray | None = None  # class defaults: blocks pickled before these existed load
+    factor: np.ndarray | None = None
     offset: np.ndarray | None = None
+
+    @property
+    def width(self) -> int:
+        return len(self.columns)
 
     def apply(self, frame) -> np.ndarray:
         return self._affine(frame[self.columns].to_numpy(dtype=np.float64, copy=True))
@@ -84,52 +135,42 @@ class ScaleBlock:
             x += self.offset
         return x
 
-    def bounds(self, inputs, engineered):
+    def bounds(self, inputs):
         """Each column's declared input interval through the same float operations as the
         transform (monotone), so a value on a bound transforms exactly onto the feature's bound."""
         ends = self._affine(np.array([[float(inputs[c][i]) for c in self.columns] for i in (0, 1)]))
         return [float(v) for v in ends.min(axis=0)], [float(v) for v in ends.max(axis=0)]
 
+    def to_dict(self) -> dict:
+        d = {"kind": "scale", "columns": [str(c) for c in self.columns]}
+        for name in _SCALE_STEPS:
+            values = getattr(self, name)
+            d[name] = None if values is None else [float(v) for v in values]
+        return d
 
-@dataclass
-class SklearnBlock:
-    """A fitted scikit-learn transformer with no exact numpy rule here, applied to
-    ``frame[select]`` (a column name gives a Series, a list a DataFrame, as ``ColumnTransformer``
-    passes them; ``as_array`` for transformers fitted on arrays)."""
+    @classmethod
+    def from_dict(cls, d: dict, where: str) -> "ScaleBlock":
+        _keys(d, ("kind", "columns", *_SCALE_STEPS), where)
+        columns = [_text(c, f"{where}.columns[{i}]")
+                   for i, c in enumerate(_list(d["columns"], f"{where}.columns", MAX_COLUMNS))]
+        if not columns:
+            raise ArtifactError(f"{where}.columns must not be empty")
+        steps = {}
+        for name in _SCALE_STEPS:
+            if d[name] is None:
+                steps[name] = None
+                continue
+            values = [_number(v, f"{where}.{name}[{i}]")
+                      for i, v in enumerate(_list(d[name], f"{where}.{name}", MAX_COLUMNS))]
+            if len(values) != len(columns):
+                raise ArtifactError(f"{where}.{name} must have one number per column ({len(columns)})")
+            if name == "scale" and 0.0 in values:
+                raise ArtifactError(f"{where}.scale must not contain 0")
+            steps[name] = np.array(values, dtype=np.float64)
+        return cls(columns, **steps)
 
-    transformer: object
-    select: object
-    width: int
-    as_array: bool = False
 
-    @property
-    def columns(self) -> list:
-        return [self.select] if isinstance(self.select, str) else list(self.select)
-
-    def apply(self, frame) -> np.ndarray:
-        x = frame[self.select]
-        if self.as_array:
-            x = x.to_numpy()
-        try:
-            out = self.transformer.transform(x)
-        except ValueError as e:  # unknown categories, values it cannot take, …
-            detail = (str(e).strip().splitlines() or [type(e).__name__])[0]
-            raise InputError(f"the model's {type(self.transformer).__name__} refused the records: {detail}") from None
-        if hasattr(out, "toarray"):  # sparse
-            out = out.toarray()
-        out = np.asarray(out, dtype=np.float64)
-        if out.ndim != 2 or out.shape != (len(frame), self.width):
-            raise InputError(f"the model's {type(self.transformer).__name__} gave {out.shape} values for "
-                             f"{len(frame)} records, expected {self.width} per record")
-        return out
-
-    def bounds(self, inputs, engineered):
-        """No interval rule for an arbitrary transformer: each output column gets
-        :func:`ppml.tabular.default_bounds` of its values on the training records."""
-        from .tabular import default_bounds
-
-        lower, upper = zip(*(default_bounds(col) for col in self.apply(engineered).T))
-        return list(lower), list(upper)
+_BLOCKS = {"one_hot": OneHotBlock, "scale": ScaleBlock}
 
 
 @dataclass
@@ -144,13 +185,12 @@ class CompiledColumns:
         parts = [block.apply(frame) for block in self.blocks]
         return np.hstack(parts) if parts else np.empty((len(frame), 0))
 
-    def bounds(self, inputs: dict, engineered=None) -> tuple[list, list]:
+    def bounds(self, inputs: dict) -> tuple[list, list]:
         """Declared ``[lower, upper]`` of every feature, from the numeric input columns' declared
-        ``inputs`` (one-hot columns are 0/1); ``engineered`` (the training records after the
-        feature step) bounds the outputs of :class:`SklearnBlock` parts."""
+        ``inputs`` (one-hot columns are 0/1)."""
         lower, upper = [], []
         for block in self.blocks:
-            lo, hi = block.bounds(inputs, engineered)
+            lo, hi = block.bounds(inputs)
             lower += lo
             upper += hi
         if len(lower) != len(self.names):
@@ -158,11 +198,13 @@ class CompiledColumns:
         return lower, upper
 
     @classmethod
-    def from_sklearn(cls, ct, fallback: bool = False, input_names=None) -> "CompiledColumns":
-        """Compile a fitted ColumnTransformer part by part (see :func:`compile_blocks`). A part
-        with no exact rule raises TypeError, or with ``fallback`` stays a fitted scikit-learn
-        object (:class:`SklearnBlock`). ``input_names`` name the columns of a transformer fitted
-        on an array, by position."""
+    def from_sklearn(cls, ct, input_names=None) -> "CompiledColumns":
+        """Compile a fitted ColumnTransformer part by part (see :func:`compile_blocks`).
+        ``input_names`` name the columns of a transformer fitted on an array, by position.
+
+        Raises:
+            NoExactRule: a part has no exact rule.
+        """
         fitted_names = getattr(ct, "feature_names_in_", None)
         names_in = [str(n) for n in (fitted_names if fitted_names is not None else input_names or [])] or None
         blocks = []
@@ -170,14 +212,7 @@ class CompiledColumns:
             columns = _select(spec, names_in)
             if isinstance(transformer, str) and transformer == "drop" or not len(columns):
                 continue
-            try:
-                blocks += compile_blocks(transformer, columns)
-            except TypeError:
-                if not fallback:
-                    raise
-                width = ct.output_indices_[name].stop - ct.output_indices_[name].start
-                blocks.append(SklearnBlock(transformer, spec if isinstance(spec, str) else columns, width,
-                                           fitted_names is None))
+            blocks += compile_blocks(transformer, columns)
         width = sum(s.stop - s.start for s in ct.output_indices_.values())
         return cls(blocks, output_names(ct, width))
 
@@ -189,7 +224,7 @@ def compile_blocks(transformer, columns: list) -> list:
     steps (which never act: the feature step refuses missing values) then one of those.
 
     Raises:
-        TypeError: no exact rule for this transformer or these settings.
+        NoExactRule: no exact rule for this transformer or these settings.
     """
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
@@ -204,19 +239,19 @@ def compile_blocks(transformer, columns: list) -> list:
         while steps and isinstance(steps[0], SimpleImputer) and len(steps) > 1:
             compile_blocks(steps.pop(0), columns)  # only checks that the imputer never acts
         if len(steps) > 1:
-            raise TypeError(f"no exact rule for a Pipeline of {len(steps)} steps")
+            raise NoExactRule(type(steps[1]).__name__, f"no exact rule after {type(steps[0]).__name__} in a Pipeline")
         return compile_blocks(steps[0] if steps else "passthrough", columns)
     if type(transformer) is FunctionTransformer:
         if transformer.func is None and not transformer.validate:
             return [ScaleBlock(list(columns), None, None)]
-        raise TypeError("no exact rule for a FunctionTransformer with a function")
+        raise NoExactRule(kind, "a function is code, not data")
     if type(transformer) is SimpleImputer:
         stats = np.asarray(transformer.statistics_, dtype=object)
         missing = transformer.missing_values
         if transformer.add_indicator or not (missing is None or isinstance(missing, float) and missing != missing):
-            raise TypeError("no exact rule for a SimpleImputer with an indicator or a marker other than NaN")
+            raise NoExactRule(kind, "no exact rule with an indicator or a marker other than NaN")
         if not transformer.keep_empty_features and any(v is None or v != v for v in stats):
-            raise TypeError("no exact rule for a SimpleImputer that drops empty columns")
+            raise NoExactRule(kind, "no exact rule when it drops empty columns")
         return [ScaleBlock(list(columns), None, None)]
     if type(transformer) is OneHotEncoder:
         return _one_hot_blocks(transformer, list(columns))
@@ -227,7 +262,7 @@ def compile_blocks(transformer, columns: list) -> list:
         return [ScaleBlock(list(columns), None, np.array(transformer.scale_))]
     if type(transformer) is MinMaxScaler and not transformer.clip:
         return [ScaleBlock(list(columns), None, None, np.array(transformer.scale_), np.array(transformer.min_))]
-    raise TypeError(f"cannot compile transformer {kind}")
+    raise NoExactRule(kind, "its fitted state is not column kinds, categories or scaling constants")
 
 
 def _one_hot_blocks(encoder, columns: list) -> list:
@@ -240,13 +275,16 @@ def _one_hot_blocks(encoder, columns: list) -> list:
 
     widths = list(encoder._n_features_outs)  # output columns per input column (drops, infrequent)
     if len(widths) != len(columns) or len(encoder.categories_) != len(columns):
-        raise TypeError("OneHotEncoder columns do not match its categories")
+        raise NoExactRule("OneHotEncoder", "its columns do not match its categories")
     blocks, start = [], 0
     firsts = {c: cats[0] for c, cats in zip(columns, encoder.categories_)}
     for j, (column, width) in enumerate(zip(columns, widths)):
-        categories = list(encoder.categories_[j])
+        categories = [c.item() if isinstance(c, np.generic) else c for c in encoder.categories_[j]]
         numeric = np.asarray(encoder.categories_[j]).dtype.kind in "iuf"
         unseen = float(np.nanmax(np.asarray(categories, dtype=np.float64))) + 1.0 if numeric else "\x00unseen"
+        if not all(isinstance(c, str) or isinstance(c, (int, float)) and not isinstance(c, bool) and c == c
+                   for c in categories):
+            raise NoExactRule("OneHotEncoder", "its categories are not all text or finite numbers")
 
         def probe(values):
             frame = pd.DataFrame({c: [firsts[c]] * len(values) for c in columns})
@@ -275,7 +313,7 @@ def _select(spec, names_in) -> list:
     if not isinstance(spec, slice) and all(isinstance(s, str) for s in spec):
         return list(spec)
     if names_in is None:
-        raise TypeError("columns given by position need the input column names")
+        raise NoExactRule("ColumnTransformer", "columns given by position need the input column names")
     return [str(n) for n in np.asarray(names_in, dtype=object)[spec]]
 
 
@@ -294,7 +332,7 @@ def output_names(transformer, width: int) -> list:
 def _hot(row) -> int:
     hits = np.flatnonzero(row)
     if len(hits) > 1:
-        raise TypeError("a one-hot row with more than one column set")
+        raise NoExactRule("OneHotEncoder", "a one-hot row with more than one column set")
     return int(hits[0]) if len(hits) else -1
 
 
@@ -302,11 +340,11 @@ def _hot(row) -> int:
 class CustomerTransform:
     """Raw records → engineered columns (``features``) → the model's float feature matrix."""
 
-    features: Callable | None
+    features: FeatureStep
     columns: CompiledColumns
 
     def engineer(self, raw):
-        return self.features(raw) if self.features is not None else raw
+        return self.features(raw)
 
     def transform(self, raw) -> np.ndarray:
         return self.columns.transform(self.engineer(raw))
@@ -314,13 +352,7 @@ class CustomerTransform:
     @property
     def input_columns(self) -> list:
         """The raw columns a record must have (for messages and help)."""
-        if self.features is None:
-            return [c for b in self.columns.blocks for c in b.columns]
-        from .features import RAW_COLUMNS, engineer_features
-
-        if self.features is engineer_features:
-            return list(RAW_COLUMNS)
-        return list(self.features.columns)
+        return list(self.features.inputs)
 
     @property
     def feature_names(self) -> list:
@@ -328,7 +360,104 @@ class CustomerTransform:
 
     @classmethod
     def from_pipeline(cls, pipeline) -> "CustomerTransform":
-        steps = dict(pipeline.named_steps)
-        features = steps.get("features")
-        func = getattr(features, "func", None) if features is not None and features != "passthrough" else None
-        return cls(func, CompiledColumns.from_sklearn(steps["columns"]))
+        """The customer's part of a pipeline trained by :mod:`ppml.model`: its ``features``
+        step (the laptop parser or a :class:`~ppml.tabular.TabularFeatures`) and ``columns``."""
+        from .features import LAPTOP_FEATURES, engineer_features
+        from .tabular import TabularFeatures
+
+        func = pipeline.named_steps["features"].func
+        if func is engineer_features:
+            step = LAPTOP_FEATURES
+        elif isinstance(func, TabularFeatures):
+            step = func.step
+        else:
+            raise NoExactRule(type(func).__name__, "not a feature step of ppml")
+        return cls(step, CompiledColumns.from_sklearn(pipeline.named_steps["columns"]))
+
+    def to_dict(self) -> dict:
+        """The plain data ``col_tnf.pkl`` holds (see docs/protocol.md, section 3)."""
+        return {"format": TRANSFORM_FORMAT, "version": TRANSFORM_VERSION, **self.features.to_dict(),
+                "blocks": [b.to_dict() for b in self.columns.blocks], "names": [str(n) for n in self.columns.names]}
+
+    @classmethod
+    def from_dict(cls, d) -> "CustomerTransform":
+        """Check every field of a customer transform read from a file, its type, size and
+        consistency, and build it.
+
+        Raises:
+            ArtifactError: one line naming the first field that is wrong.
+        """
+        from .validation import check_header
+
+        check_header(d, TRANSFORM_FORMAT, TRANSFORM_VERSION, ArtifactError)
+        _keys(d, ("format", "version", "inputs", "features", "blocks", "names"), "transform")
+        inputs = [_text(c, f"inputs[{i}]") for i, c in enumerate(_list(d["inputs"], "inputs", MAX_COLUMNS))]
+        if len(set(inputs)) != len(inputs):
+            raise ArtifactError("inputs names a column twice")
+        features = []
+        for i, f in enumerate(_list(d["features"], "features", MAX_COLUMNS)):
+            where = f"features[{i}]"
+            _keys(f, ("name", "parser", "columns"), where)
+            name, parser = _text(f["name"], f"{where}.name"), f["parser"]
+            if not isinstance(parser, str) or parser not in PARSERS:
+                raise ArtifactError(f"{where}.parser must be one of {', '.join(PARSERS)}")
+            sources = [_text(c, f"{where}.columns[{j}]")
+                       for j, c in enumerate(_list(f["columns"], f"{where}.columns", 2))]
+            if len(sources) != len(PARSERS[parser][0]):
+                raise ArtifactError(f"{where}.columns must name {len(PARSERS[parser][0])} column(s) for {parser!r}")
+            features.append((name, parser, tuple(sources)))
+        step = FeatureStep(tuple(inputs), tuple(features))
+        if len(set(step.names)) != len(step.names):
+            raise ArtifactError("features names a feature twice")
+        try:
+            step.column_parsers()
+        except ValueError as e:
+            raise ArtifactError(f"features: {e}") from None
+        text, kinds = set(step.text_features), set(step.names)
+        blocks = []
+        for i, b in enumerate(_list(d["blocks"], "blocks", MAX_COLUMNS)):
+            kind = b.get("kind") if isinstance(b, dict) else None
+            if not isinstance(kind, str) or kind not in _BLOCKS:
+                raise ArtifactError(f"blocks[{i}].kind must be one of {', '.join(_BLOCKS)}")
+            blocks.append(_BLOCKS[kind].from_dict(b, f"blocks[{i}]"))
+            for column in blocks[-1].columns:
+                if column not in kinds:
+                    raise ArtifactError(f"blocks[{i}] reads {column!r}, which is not a feature")
+                if kind == "scale" and column in text:
+                    raise ArtifactError(f"blocks[{i}] scales {column!r}, which is text")
+        names = [_text(n, f"names[{i}]") for i, n in enumerate(_list(d["names"], "names", MAX_COLUMNS * 10))]
+        if len(set(names)) != len(names) or len(names) != sum(b.width for b in blocks):
+            raise ArtifactError("names must name each output column of the blocks once")
+        return cls(step, CompiledColumns(blocks, names))
+
+
+# -- field checks of a transform read from a file ----------------------------------------------
+def _keys(d, keys: tuple, where: str) -> None:
+    if not isinstance(d, dict) or set(d) != set(keys):
+        raise ArtifactError(f"{where} must be an object with exactly the fields {', '.join(keys)}")
+
+
+def _list(value, where: str, limit: int) -> list:
+    if type(value) is not list or len(value) > limit:
+        raise ArtifactError(f"{where} must be a list of at most {limit} entries")
+    return value
+
+
+def _text(value, where: str, allow_empty: bool = False) -> str:
+    if type(value) is not str or len(value) > MAX_TEXT or not (value or allow_empty):
+        raise ArtifactError(f"{where} must be {'' if allow_empty else 'non-empty '}text of at most {MAX_TEXT} "
+                            "characters")
+    return value
+
+
+def _number(value, where: str):
+    """A finite float, or an integer of at most 64 bits (a category of integers)."""
+    if not (type(value) is float and math.isfinite(value) or type(value) is int and abs(value) < 2 ** 63):
+        raise ArtifactError(f"{where} must be a finite number")
+    return value
+
+
+def _integer(value, where: str, lo: int, hi: int) -> int:
+    if type(value) is not int or not lo <= value <= hi:
+        raise ArtifactError(f"{where} must be an integer from {lo} to {hi}")
+    return value

@@ -70,10 +70,23 @@ class KeyFileError(PpmlError):
     """A key file that is missing, malformed, weak or unsafely stored."""
 
 
+class KeyProofError(PpmlError):
+    """A public key whose modulus proof is missing or does not verify: the company computes
+    nothing with it (see :mod:`ppml.paillier.proof`)."""
+
+    exit_code = 3
+
+
 class KeyMismatchError(PpmlError):
     """A document made for another key or another model than the one in use."""
 
     exit_code = 4
+
+
+class AnswerMismatchError(KeyMismatchError):
+    """An answer that does not answer the request the customer sent (other ids, batch sizes or
+    record count, another key or model), or a slot that decodes outside the range the model
+    can reach over its declared bounds: refused before anything is printed or written."""
 
 
 class ArtifactError(PpmlError):

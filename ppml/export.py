@@ -4,21 +4,26 @@
 ``ColumnTransformer`` inside one, a ``TransformedTargetRegressor`` around either — into what
 each party needs:
 
-* the **customer's transformer** (``col_tnf.pkl``): every step before the final linear one,
-  run in the clear on raw records as read from CSV (text). Its feature step is a
-  :class:`~ppml.tabular.TabularFeatures` over the estimator's input columns (numeric columns of
-  the training frame are parsed to float, the others kept as text); then the steps, compiled to
-  numpy where :mod:`ppml.encoder` has an exact rule and kept as fitted scikit-learn objects
-  otherwise. The result is checked against the estimator's own transform on the training
-  records: bit for bit for compiled steps, else the whole transform stays scikit-learn's.
+* the **customer's transformer** (``col_tnf.pkl``, plain data): a feature step over the
+  estimator's input columns (numeric columns of the training frame are parsed to float, the
+  others kept as text), then the leading steps :mod:`ppml.encoder` has an exact data rule for
+  (one-hot maps, scaling constants), checked bit for bit against the estimator's own transform
+  on the training records. The steps after them must be affine on the feature vector and are
+  **folded into W and b**: scalers exactly as algebra (``W/scale``, ``b − W·mean/scale``),
+  feature selectors (``SelectKBest``, ``VarianceThreshold``, ``SelectFromModel``, …) as zero
+  weights of the columns they drop, so the customer computes every column and no selector's
+  fitted estimator is ever published. Any other step (``KNNImputer``, ``PolynomialFeatures``, a
+  ``FunctionTransformer`` with a function, …) is refused with one line naming it and listing
+  what is supported: the customer's file holds only column kinds, category lists and
+  per-column statistics, never weights or training rows.
 * the **server's weights**: the final step's matrix ``W`` (one row per output: per target of a
   multi-output regressor, per class of a multi-class classifier, one row for a binary one) and
   intercepts ``b``, checked against the estimator's own decisions on the training records.
 * the **link** the customer applies to the decrypted ``W·x + b`` (:mod:`ppml.links`).
 * declared **bounds**: numeric input columns get ``--bounds`` or
-  :func:`~ppml.tabular.default_bounds` of the training values, as ``train`` does; features of
-  compiled steps map those exactly, features of scikit-learn steps get ``default_bounds`` of
-  their training values (a record beyond them is refused before encryption, never mis-scored).
+  :func:`~ppml.tabular.default_bounds` of the training values, as ``train`` does; the
+  customer's features map those exactly (a record beyond them is refused before encryption,
+  never mis-scored).
 
 Anything that is not linear is refused with one line naming the class and why
 (:class:`~ppml.errors.UnsupportedModelError`). :func:`export` writes the artifacts of any of
@@ -30,7 +35,7 @@ from __future__ import annotations
 import pickle
 import sys
 import types
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -79,7 +84,6 @@ class ExportedModel:
     upper: list
     inputs: dict
     tolerance: float
-    notes: list = field(default_factory=list)
     single: bool = True  # a regressor fitted on a 1-D target (its predict gives a vector)
 
     def decision(self, raw) -> np.ndarray:
@@ -156,18 +160,16 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
         raise e.with_source("X_train") from None
     inputs = input_bounds(engineered, numeric, dict(bounds or {}))
 
-    notes = []
-    prefix = _prefix(steps)
-    if prefix is None:
-        reference = X_train[raw_columns].to_numpy(dtype=np.float64)
-    else:
-        records = X_train[raw_columns]
-        reference = _dense(prefix.transform(records.to_numpy() if _fitted_on_array(prefix) else records))
-    columns = _customer_columns(prefix, raw_columns, reference.shape[1], engineered, reference, notes)
-    transformer = CustomerTransform(features, columns)
-    lower, upper = columns.bounds(inputs, engineered)
+    columns, head = _customer_columns(steps, raw_columns, X_train, engineered)
+    transformer = CustomerTransform(features.step, columns)
+    lower, upper = columns.bounds(inputs)
 
+    records = X_train[raw_columns]
+    prefix = _prefix(steps)
+    reference = records.to_numpy(dtype=np.float64) if prefix is None else \
+        _dense(prefix.transform(records.to_numpy() if _fitted_on_array(prefix) else records))
     W, b, single = _weights(final, reference)
+    W, b = _fold(steps[head:], W, b, list(columns.names))
     if ttr is None and not _is_classifier(final):
         link, classes = TargetLink(()), None
     elif ttr is not None:
@@ -178,7 +180,7 @@ def export_model(estimator, X_train, *, bounds=None, target=None,
     outputs = _output_names(target, classes, len(b))
     exported = ExportedModel(transformer, estimator, W.tolist(), b.tolist(), outputs, link, classes,
                              list(columns.names), lower, upper, {k: (float(lo), float(hi)) for k, (lo, hi) in inputs.items()},
-                             _decision_tolerance(link, tolerance), notes, single)
+                             _decision_tolerance(link, tolerance), single)
     _check_agreement(exported, X_train)
     _check_loadable(exported)
     return exported
@@ -323,41 +325,111 @@ def _dense(x) -> np.ndarray:
     return np.asarray(x.toarray() if hasattr(x, "toarray") else x, dtype=np.float64)
 
 
-def _customer_columns(prefix, raw_columns, width, engineered, reference, notes):
-    """The compiled form of ``prefix`` (bit-identical on the training records), or failing that
-    the fitted scikit-learn objects, which must reproduce the training features from the parsed
-    records."""
+def _customer_columns(steps, raw_columns, X_train, engineered):
+    """(the compiled form of the longest run of leading steps with exact data rules, how many
+    steps it covers), bit-identical to those steps on the training records read as CSV text;
+    the raw columns as they are if the first step is a selector (it is folded like the rest).
+
+    Raises:
+        UnsupportedModelError: the first step has no data rule (naming the step), or the compiled
+            form differs from scikit-learn's.
+    """
     from sklearn.compose import ColumnTransformer
+    from sklearn.feature_selection import SelectorMixin
 
-    from .encoder import CompiledColumns, SklearnBlock, ScaleBlock, compile_blocks, output_names
+    from .encoder import CompiledColumns, NoExactRule, ScaleBlock, compile_blocks, output_names
 
-    names = output_names(prefix, width) if prefix is not None else list(raw_columns)
-    whole = CompiledColumns([SklearnBlock(prefix, list(raw_columns), width, _fitted_on_array(prefix))], names) \
-        if prefix is not None else None
-    try:
-        if prefix is None:
-            columns = CompiledColumns([ScaleBlock(list(raw_columns), None, None)], names)
-        elif isinstance(prefix, ColumnTransformer):
-            columns = CompiledColumns.from_sklearn(prefix, fallback=True, input_names=raw_columns)
-        else:
-            columns = CompiledColumns(compile_blocks(prefix, list(raw_columns)), names)
-    except (TypeError, ValueError):  # no exact rule (or a probe the fitted step refused)
-        columns = whole
-    out = columns.transform(engineered)
-    if not np.array_equal(out, reference) and columns is not whole and whole is not None:
-        notes.append("the compiled transformer differed from scikit-learn's on the training records; "
-                     "col_tnf.pkl keeps the fitted scikit-learn steps")
-        columns, out = whole, whole.transform(engineered)
-    if out.shape != reference.shape or not np.allclose(out, reference, rtol=AGREEMENT, atol=0.0):
-        kind = type(prefix).__name__ if prefix is not None else "estimator"
-        raise UnsupportedModelError(f"{kind} gives other features for the training records read as CSV text "
-                                    "(numbers parsed to float) than for X_train itself, so customers' records "
-                                    "would be scored differently")
-    if any(isinstance(b, SklearnBlock) for b in columns.blocks):
-        kept = sorted({type(b.transformer).__name__ for b in columns.blocks if isinstance(b, SklearnBlock)})
-        notes.append(f"col_tnf.pkl keeps fitted scikit-learn steps ({', '.join(kept)}): customers need "
-                     "scikit-learn to load it")
-    return columns
+    if not steps or isinstance(steps[0], SelectorMixin):  # the raw columns, and every step folded
+        return CompiledColumns([ScaleBlock(list(raw_columns), None, None)], list(raw_columns)), 0
+    records = X_train[raw_columns]
+    refusal = None
+    for k in range(len(steps), 0, -1):
+        head = _prefix(steps[:k])
+        try:
+            reference = _dense(head.transform(records.to_numpy() if _fitted_on_array(head) else records))
+            if isinstance(head, ColumnTransformer):
+                columns = CompiledColumns.from_sklearn(head, input_names=raw_columns)
+            else:
+                columns = CompiledColumns(compile_blocks(head, list(raw_columns)),
+                                          output_names(head, reference.shape[1]))
+        except NoExactRule as e:
+            refusal = e  # the last one tried is the first step alone
+            continue
+        out = columns.transform(engineered)
+        if out.shape != reference.shape or not np.array_equal(out, reference):
+            kind = type(head).__name__
+            raise UnsupportedModelError(f"{kind} gives other features for the training records read as CSV text "
+                                        "(numbers parsed to float) than for X_train itself, so customers' records "
+                                        "would be scored differently")
+        return columns, k
+    raise _unsupported_step(refusal.step, refusal.why)
+
+
+def _unsupported_step(step: str, why: str) -> UnsupportedModelError:
+    from .encoder import SUPPORTED_STEPS
+
+    return UnsupportedModelError(
+        f"{step} cannot be published: the customer's transform is plain data and {why}; supported: "
+        f"{', '.join(SUPPORTED_STEPS)}; after them {', '.join(FOLDED_STEPS)}, folded into the weights")
+
+
+#: Steps after the customer's transform that are folded into W and b.
+FOLDED_STEPS = ("StandardScaler", "MinMaxScaler (clip=False)", "MaxAbsScaler", "feature selectors (SelectKBest, "
+                "SelectPercentile, VarianceThreshold, SelectFromModel, RFE, …)")
+
+
+def _fold(tail, W: np.ndarray, b: np.ndarray, names: list) -> tuple[np.ndarray, np.ndarray]:
+    """``W``, ``b`` of the final step on the features after ``tail`` → on the customer's
+    features (``names``), through each tail step from the last back: a selector's dropped
+    columns get weight 0 and its kept ones their weights; an affine step
+    ``y = ((x − mean)/scale)·factor + offset`` gives ``W·a`` and ``b + W·c`` with
+    ``a = factor/scale``, ``c = offset − mean·a``.
+
+    Raises:
+        UnsupportedModelError: a step that is neither (naming it).
+    """
+    from sklearn.feature_selection import SelectorMixin
+
+    from .encoder import NoExactRule, ScaleBlock, compile_blocks
+
+    widths = [len(names)]
+    for step in tail[:-1]:  # the width of each tail step's input
+        widths.append(_output_width(step, widths[-1]))
+    for step, width in zip(reversed(tail), reversed(widths)):
+        kind = type(step).__name__
+        if isinstance(step, SelectorMixin):
+            keep = np.asarray(step.get_support(), dtype=bool)
+            if keep.shape != (width,) or int(keep.sum()) != W.shape[1]:
+                raise UnsupportedModelError(f"{kind} keeps {int(keep.sum())} of {keep.size} columns, but the next "
+                                            f"step reads {W.shape[1]}")
+            full = np.zeros((W.shape[0], width))
+            full[:, keep] = W
+            W = full
+            continue
+        try:
+            blocks = compile_blocks(step, [f"x{i}" for i in range(width)])
+        except NoExactRule as e:
+            raise _unsupported_step(e.step, e.why) from None
+        if len(blocks) != 1 or not isinstance(blocks[0], ScaleBlock):
+            raise _unsupported_step(kind, "it is not affine on the feature vector, so it cannot be folded into "
+                                          "the weights")
+        block = blocks[0]
+        ones, zeros = np.ones(width), np.zeros(width)
+        scale = block.scale if block.scale is not None else ones
+        factor = block.factor if block.factor is not None else ones
+        a = factor / scale
+        mean = block.mean if block.mean is not None else zeros
+        c = (block.offset if block.offset is not None else zeros) - mean * a
+        b = b + W @ c
+        W = W * a
+    return W, b
+
+
+def _output_width(step, width: int) -> int:
+    """Columns ``step`` gives for ``width`` input columns (a selector keeps its support)."""
+    from sklearn.feature_selection import SelectorMixin
+
+    return int(np.asarray(step.get_support()).sum()) if isinstance(step, SelectorMixin) else width
 
 
 # ---------------------------------------------------------------------------------------------
@@ -492,11 +564,10 @@ def _check_agreement(exported: ExportedModel, X_train) -> None:
 
 
 def _check_loadable(exported: ExportedModel) -> None:
-    """Both pickles load through an allowlist the customer's loader accepts."""
+    """The estimator's pickle loads through an allowlist ppml's loader accepts."""
     from . import artifacts
 
     try:
-        artifacts.checked_pickle(exported.transformer, artifacts.CUSTOMER_GLOBALS)
         artifacts.checked_pickle(exported.estimator, artifacts.PIPELINE_GLOBALS)
     except ArtifactError as e:
         raise UnsupportedModelError(e.message) from None
@@ -530,7 +601,7 @@ def model_parameters(exported: ExportedModel):
 def export(estimator, X_train, out_dir, *, bounds=None, target=None,
            tolerance: float = DEFAULT_TOLERANCE) -> ExportedModel:
     """Export a fitted estimator and write its artifacts into ``out_dir``: ``col_tnf.pkl``,
-    ``PreProcessingDataAndModel.pkl`` (the estimator itself), their allowlists and
+    ``PreProcessingDataAndModel.pkl`` (the estimator itself), its allowlist and
     ``Encrypted_ModelParameters/`` — then ``CustomerEncrypts.py``, ``ServerModelRun.py`` and
     ``CustomerDecrypts.py`` work with ``--model out_dir``. Nothing is written if the model is
     refused. See :func:`export_model` for the arguments."""

@@ -23,7 +23,8 @@ from __future__ import annotations
 import math
 import numbers
 import re
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,9 @@ __all__ = [
     "GPU_BRANDS",
     "OS_CATEGORIES",
     "engineer_features",
+    "FeatureStep",
+    "LAPTOP_FEATURES",
+    "PARSERS",
 ]
 
 RAW_COLUMNS: tuple[str, ...] = (
@@ -325,23 +329,216 @@ def _broadcast(codes: np.ndarray, parsed: list, field: int | None = None,
     return table[codes]
 
 
-def _check_columns(raw: pd.DataFrame) -> None:
-    if not isinstance(raw, pd.DataFrame):
-        raise TypeError(f"engineer_features expects a pandas DataFrame, got {type(raw).__name__}")
-    present = list(raw.columns)
-    missing = [name for name in RAW_COLUMNS if name not in present]
-    expected = ", ".join(RAW_COLUMNS)
+def check_frame(frame: pd.DataFrame, required: Sequence[str]) -> None:
+    """Missing or duplicated input columns, naming every expected one."""
+    present = list(frame.columns)
+    expected = ", ".join(required)
+    missing = [name for name in required if name not in present]
     if missing:
-        names = ", ".join(repr(name) for name in missing)
-        raise InputError(f"missing column(s) {names}; expected columns: {expected}")
-    duplicated = [name for name in RAW_COLUMNS if present.count(name) > 1]
+        raise InputError(f"missing column(s) {', '.join(repr(n) for n in missing)}; expected columns: {expected}")
+    duplicated = [name for name in required if present.count(name) > 1]
     if duplicated:
-        names = ", ".join(repr(name) for name in duplicated)
-        raise InputError(f"duplicate column(s) {names}; expected columns: {expected}")
+        raise InputError(f"duplicate column(s) {', '.join(repr(n) for n in duplicated)}; "
+                         f"expected columns: {expected}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic columns: plain decimal numbers and categories
+# ---------------------------------------------------------------------------------------------
+NUMBER_EXPECTED = "expected a finite number, e.g. 42 or -3.5"
+CATEGORY_EXPECTED = "expected a category (text)"
+
+# Plain decimal numbers only: no "inf", "nan", "1_000", hexadecimal or thousands separators.
+_NUMBER_RE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
+
+
+def parse_number(value) -> float:
+    """One raw value → a finite float: decimal text (surrounding blanks ignored) or a real
+    number; NaN, infinities, blanks and booleans are refused."""
+    if isinstance(value, str):
+        text = value.strip()
+        if not _NUMBER_RE.match(text):
+            raise Unparseable
+        number = float(text)
+    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise Unparseable
+    else:
+        number = float(value)
+    if not math.isfinite(number):
+        raise Unparseable
+    return number
+
+
+def parse_category(value) -> str:
+    """A category: text stripped of surrounding blanks (integers and booleans as their text)."""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, (bool, np.bool_, numbers.Integral)):
+        return str(value if isinstance(value, (bool, np.bool_)) else int(value))
+    raise Unparseable
+
+
+def parse_numeric(series: pd.Series, column: str, expected: str = NUMBER_EXPECTED) -> np.ndarray:
+    """A column of decimal text (or real numbers) → float64, refusing blanks, NaN and
+    infinities with a :class:`~ppml.errors.FeatureParseError`."""
+    if series.dtype.kind in "iuf":
+        values = series.to_numpy(dtype=np.float64)
+        bad = ~np.isfinite(values)
+        if bad.any():
+            r = int(np.argmax(bad))
+            raise FeatureParseError(plain_value(series.index[r]), column, plain_value(series.iloc[r]), expected)
+        return values
+    return _broadcast(*parse_distinct(series, column, parse_number, expected))
+
+
+# ---------------------------------------------------------------------------------------------
+# The feature step as data: named parsers from a fixed vocabulary
+# ---------------------------------------------------------------------------------------------
+#: Parsers of one raw column: name → (function of one value, what the error says is expected).
+#: ``number`` also takes a column of real numbers as they are (:func:`parse_numeric`).
+COLUMN_PARSERS: dict[str, tuple[Callable, str]] = {
+    "number": (parse_number, NUMBER_EXPECTED),
+    "category": (parse_category, CATEGORY_EXPECTED),
+    "laptop.company": (_parse_label("Company"), _EXPECTED["Company"]),
+    "laptop.type_name": (_parse_label("TypeName"), _EXPECTED["TypeName"]),
+    "laptop.inches": (_parse_inches, _EXPECTED["Inches"]),
+    "laptop.screen": (_parse_screen, _EXPECTED["ScreenResolution"]),
+    "laptop.cpu": (_parse_cpu, _EXPECTED["Cpu"]),
+    "laptop.ram": (_parse_ram, _EXPECTED["Ram"]),
+    "laptop.memory": (_parse_memory, _EXPECTED["Memory"]),
+    "laptop.gpu": (_parse_gpu, _EXPECTED["Gpu"]),
+    "laptop.os": (_parse_os, _EXPECTED["OpSys"]),
+    "laptop.weight": (_parse_weight, _EXPECTED["Weight"]),
+}
+
+#: The vocabulary of a feature step: parser name → (the column parser each of its source
+#: columns is read with, which field of the first one's result it takes (None: the value
+#: itself), whether the feature is text). ``laptop.ppi`` divides the screen's pixel diagonal by
+#: its second source, the screen size.
+PARSERS: dict[str, tuple[tuple, int | None, bool]] = {
+    "number": (("number",), None, False),
+    "category": (("category",), None, True),
+    "laptop.company": (("laptop.company",), None, True),
+    "laptop.type_name": (("laptop.type_name",), None, True),
+    "laptop.cpu_brand": (("laptop.cpu",), 0, True),
+    "laptop.gpu_brand": (("laptop.gpu",), 0, True),
+    "laptop.os": (("laptop.os",), None, True),
+    "laptop.ram_gb": (("laptop.ram",), None, False),
+    "laptop.weight_kg": (("laptop.weight",), None, False),
+    "laptop.touchscreen": (("laptop.screen",), 0, False),
+    "laptop.ips": (("laptop.screen",), 1, False),
+    "laptop.ppi": (("laptop.screen", "laptop.inches"), 2, False),
+    "laptop.cpu_ghz": (("laptop.cpu",), 1, False),
+    "laptop.gpu_number": (("laptop.gpu",), 1, False),
+    "laptop.hdd_gb": (("laptop.memory",), 0, False),
+    "laptop.ssd_gb": (("laptop.memory",), 1, False),
+    "laptop.hybrid_gb": (("laptop.memory",), 2, False),
+    "laptop.flash_gb": (("laptop.memory",), 3, False),
+}
+
+
+@dataclass(frozen=True)
+class FeatureStep:
+    """Raw records → named feature columns, described by data only: the raw ``inputs`` (in the
+    order they are parsed, so the first bad column is the one reported) and ``features``, each
+    ``(name, parser, source columns)`` with a parser of :data:`PARSERS`. A raw column is read by
+    one column parser, whichever features use it."""
+
+    inputs: tuple
+    features: tuple
+
+    @property
+    def names(self) -> list:
+        return [name for name, _, _ in self.features]
+
+    @property
+    def text_features(self) -> list:
+        return [name for name, parser, _ in self.features if PARSERS[parser][2]]
+
+    def column_parsers(self) -> dict:
+        """``{raw column: column parser}``; ValueError if one column needs two parsers or an input
+        is never used."""
+        used = {}
+        for name, parser, sources in self.features:
+            for column, column_parser in zip(sources, PARSERS[parser][0]):
+                if used.setdefault(column, column_parser) != column_parser:
+                    raise ValueError(f"column {column!r} is read both as {used[column]!r} and as "
+                                     f"{column_parser!r}")
+        unused = [c for c in self.inputs if c not in used]
+        if unused or set(used) - set(self.inputs):
+            differ = ", ".join(map(repr, unused)) or "a source is not an input"
+            raise ValueError(f"inputs and the features' source columns differ ({differ})")
+        return used
+
+    def __call__(self, raw: pd.DataFrame) -> pd.DataFrame:
+        """The feature columns, with the input's index: text as object columns of ``str``,
+        numbers as float64.
+
+        Raises:
+            InputError: an input column is missing (or duplicated).
+            FeatureParseError: a value cannot be parsed; it names the index label of the first
+                bad row of the first bad column (in ``inputs`` order).
+        """
+        check_frame(raw, self.inputs)
+        parsers = self.column_parsers()
+        parsed = {}
+        for column in self.inputs:
+            if parsers[column] == "number":
+                parsed[column] = parse_numeric(raw[column], column)
+            else:
+                func, expected = COLUMN_PARSERS[parsers[column]]
+                parsed[column] = parse_distinct(raw[column], column, func, expected)
+        columns = {}
+        for name, parser, sources in self.features:
+            _, field, text = PARSERS[parser]
+            dtype = object if text else np.float64
+            first = parsed[sources[0]]
+            values = first if isinstance(first, np.ndarray) else _broadcast(*first, field=field, dtype=dtype)
+            if parser == "laptop.ppi":
+                values = _ppi(raw, values, _broadcast(*parsed[sources[1]]), sources[1])
+            columns[name] = pd.Series(values, index=raw.index, dtype=dtype)
+        return pd.DataFrame(columns, index=raw.index, columns=self.names)
+
+    def to_dict(self) -> dict:
+        return {"inputs": list(self.inputs),
+                "features": [{"name": n, "parser": p, "columns": list(s)} for n, p, s in self.features]}
+
+
+def _ppi(raw: pd.DataFrame, diagonal: np.ndarray, inches: np.ndarray, column: str) -> np.ndarray:
+    """Pixels per inch: the pixel diagonal divided by the screen size."""
+    with np.errstate(over="ignore"):
+        ppi = diagonal / inches
+    if len(ppi) and not np.isfinite(ppi).all():
+        # Only reachable with absurd inputs (e.g. 1e-320 inches): still a parse failure.
+        position = int(np.argmax(~np.isfinite(ppi)))
+        raise FeatureParseError(plain_value(raw.index[position]), column,
+                                plain_value(raw[column].iloc[position]), COLUMN_PARSERS["laptop.inches"][1])
+    return ppi
+
+
+#: The laptop model's feature step.
+LAPTOP_FEATURES = FeatureStep(RAW_COLUMNS, (
+    ("Company", "laptop.company", ("Company",)),
+    ("TypeName", "laptop.type_name", ("TypeName",)),
+    ("cpu_brand", "laptop.cpu_brand", ("Cpu",)),
+    ("gpu_brand", "laptop.gpu_brand", ("Gpu",)),
+    ("os", "laptop.os", ("OpSys",)),
+    ("ram_gb", "laptop.ram_gb", ("Ram",)),
+    ("weight_kg", "laptop.weight_kg", ("Weight",)),
+    ("touchscreen", "laptop.touchscreen", ("ScreenResolution",)),
+    ("ips", "laptop.ips", ("ScreenResolution",)),
+    ("ppi", "laptop.ppi", ("ScreenResolution", "Inches")),
+    ("cpu_ghz", "laptop.cpu_ghz", ("Cpu",)),
+    ("gpu_number", "laptop.gpu_number", ("Gpu",)),
+    ("hdd_gb", "laptop.hdd_gb", ("Memory",)),
+    ("ssd_gb", "laptop.ssd_gb", ("Memory",)),
+    ("hybrid_gb", "laptop.hybrid_gb", ("Memory",)),
+    ("flash_gb", "laptop.flash_gb", ("Memory",)),
+))
 
 
 def engineer_features(raw: pd.DataFrame) -> pd.DataFrame:
-    """Parse the raw laptop columns into :data:`FEATURE_COLUMNS`.
+    """Parse the raw laptop columns into :data:`FEATURE_COLUMNS` (:data:`LAPTOP_FEATURES`).
 
     Args:
         raw: a DataFrame with at least :data:`RAW_COLUMNS`; other columns (Price, ids, the
@@ -365,62 +562,6 @@ def engineer_features(raw: pd.DataFrame) -> pd.DataFrame:
         FeatureParseError: a value cannot be parsed (including NaN, blanks, infinities,
             non-positive sizes); it names the index label of the first bad row.
     """
-    _check_columns(raw)
-    parsed = {
-        column: parse_distinct(raw[column], column, parser, _EXPECTED[column])
-        for column, parser in (
-            ("Company", _parse_label("Company")),
-            ("TypeName", _parse_label("TypeName")),
-            ("Inches", _parse_inches),
-            ("ScreenResolution", _parse_screen),
-            ("Cpu", _parse_cpu),
-            ("Ram", _parse_ram),
-            ("Memory", _parse_memory),
-            ("Gpu", _parse_gpu),
-            ("OpSys", _parse_os),
-            ("Weight", _parse_weight),
-        )
-    }
-
-    def cat(column: str, field: int | None = None) -> np.ndarray:
-        return _broadcast(*parsed[column], field=field, dtype=object)
-
-    def num(column: str, field: int | None = None) -> np.ndarray:
-        return _broadcast(*parsed[column], field=field)
-
-    inches = num("Inches")
-    with np.errstate(over="ignore"):
-        ppi = num("ScreenResolution", 2) / inches
-    if len(ppi) and not np.isfinite(ppi).all():
-        # Only reachable with absurd inputs (e.g. 1e-320 inches): still a parse failure.
-        position = int(np.argmax(~np.isfinite(ppi)))
-        raise FeatureParseError(plain_value(raw.index[position]), "Inches",
-                                plain_value(raw["Inches"].iloc[position]), _EXPECTED["Inches"])
-
-    columns = {
-        "Company": cat("Company"),
-        "TypeName": cat("TypeName"),
-        "cpu_brand": cat("Cpu", 0),
-        "gpu_brand": cat("Gpu", 0),
-        "os": cat("OpSys"),
-        "ram_gb": num("Ram"),
-        "weight_kg": num("Weight"),
-        "touchscreen": num("ScreenResolution", 0),
-        "ips": num("ScreenResolution", 1),
-        "ppi": ppi,
-        "cpu_ghz": num("Cpu", 1),
-        "gpu_number": num("Gpu", 1),
-        "hdd_gb": num("Memory", 0),
-        "ssd_gb": num("Memory", 1),
-        "hybrid_gb": num("Memory", 2),
-        "flash_gb": num("Memory", 3),
-    }
-    out = pd.DataFrame(
-        {
-            name: pd.Series(values, index=raw.index,
-                            dtype=object if name in CATEGORICAL_FEATURES else np.float64)
-            for name, values in columns.items()
-        },
-        index=raw.index,
-    )
-    return out[list(FEATURE_COLUMNS)]
+    if not isinstance(raw, pd.DataFrame):
+        raise TypeError(f"engineer_features expects a pandas DataFrame, got {type(raw).__name__}")
+    return LAPTOP_FEATURES(raw)

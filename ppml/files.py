@@ -156,6 +156,31 @@ class StdoutSink(Output):
             raise OutputError(f"cannot write: {e.strerror}", "<stdout>") from None
 
 
+class HeldStdout(StdoutSink):
+    """stdout that receives nothing until :meth:`commit`: the bytes wait in a temporary file
+    (memory up to 8 MiB, then disk), so an output found wrong part-way (an answer that does not
+    match its request) prints nothing at all."""
+
+    def __init__(self):
+        self._held = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+
+    def write(self, data: bytes) -> None:
+        self._held.write(data)
+
+    def flush(self) -> None:
+        """Nothing yet: everything goes out at :meth:`commit`."""
+
+    def commit(self) -> None:
+        self._held.seek(0)
+        while chunk := self._held.read(1 << 20):
+            super().write(chunk)
+        super().flush()
+        self._held.close()
+
+    def abort(self) -> None:
+        self._held.close()
+
+
 def silence_stdout() -> None:
     """Point file descriptor 1 at ``/dev/null`` (after a failed or unwanted write to it)."""
     try:

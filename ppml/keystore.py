@@ -2,7 +2,8 @@
 
 The private key is written atomically with mode 0600, is refused when group or others can
 read it (as OpenSSH refuses such identity files), and an existing pair is never replaced
-unless the caller says ``force``. The public key can be exported on its own.
+unless the caller says ``force``. The public key can be exported on its own, with the proof
+that its modulus is well formed; :meth:`KeyStore.prove` adds that proof to a version-2 folder.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from . import files
 from .errors import KeyFileError, OutputError, PpmlError
-from .paillier.keys import PrivateKey, PublicKey, check_key_size, generate_keypair
+from .paillier.keys import KeyVersionError, PrivateKey, PublicKey, check_key_size, generate_keypair
 
 PUBLIC_NAME = "public_key.json"
 PRIVATE_NAME = "private_key.json"
@@ -60,9 +61,12 @@ class KeyStore:
     def load_public(self, allow_weak: bool = False) -> PublicKey:
         """The public key; if only the private key is there, the public key is rebuilt from it
         and written (see :meth:`_restore_public`)."""
-        if not self.public_path.exists() and self.private_path.exists():
-            return self._restore_public(allow_weak)
-        return load_public_key(self.public_path, allow_weak)
+        try:
+            if not self.public_path.exists() and self.private_path.exists():
+                return self._restore_public(allow_weak)
+            return load_public_key(self.public_path, allow_weak)
+        except KeyVersionError as e:
+            raise e.for_folder(str(self.folder)) from None
 
     def load_private(self, allow_weak: bool = False) -> PrivateKey:
         public = self.load_public(allow_weak)
@@ -70,8 +74,31 @@ class KeyStore:
         d = _read(self.private_path)
         try:
             return PrivateKey.from_dict(d, public)
+        except KeyVersionError as e:
+            raise e.for_folder(str(self.folder)).with_source(str(self.private_path)) from None
         except PpmlError as e:
             raise e.with_source(str(self.private_path))
+
+    def prove(self, allow_weak: bool = False) -> PublicKey:
+        """Give the stored pair (version 2 or 3) a fresh modulus proof and write both files as
+        version 3: the key itself (``n``, ``h_s``, the factors) is kept, so documents and
+        answers made with it stay valid. The private key is checked as at every load."""
+        with self._lock():
+            check_private_mode(self.private_path)
+            try:
+                private = PrivateKey.restore(_read(self.private_path), upgrade=True)
+                check_key_size(private.public.bits, allow_weak)
+            except PpmlError as e:
+                raise e.with_source(str(self.private_path))
+            if self.public_path.exists():
+                d = _read(self.public_path)
+                if not isinstance(d, dict) or d.get("fingerprint") != private.fingerprint:
+                    raise KeyFileError("is not the public half of the private key beside it (delete it and it is "
+                                       "rebuilt from the private key)", str(self.public_path))
+            files.atomic_write_bytes(self.private_path, files.dump_json(private.to_dict()).encode(), mode=0o600)
+            files.atomic_write_bytes(self.public_path, files.dump_json(private.public.to_dict()).encode(),
+                                     mode=0o644)
+        return private.public
 
     def load_or_create(self, bits: int, allow_weak: bool = False) -> tuple[PublicKey, PrivateKey, bool]:
         """The stored pair, or a new one if the folder holds none; the flag says which."""

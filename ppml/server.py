@@ -6,6 +6,7 @@ re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.sco
 """
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Iterable, Iterator
 
@@ -23,7 +24,7 @@ DEFAULT_MAX_KEY_BITS = 4096
 ID_RANGE = (-2 ** 63, 2 ** 63 - 1)
 #: Longest string id, in characters.
 MAX_ID_CHARS = 256
-#: Modulus-proof values a public key may carry (each a hexadecimal number below n).
+#: Modulus-proof values a public key carries (w, 8 n-th roots, 128 fourth roots; each below n).
 PROOF_VALUES = 137
 
 
@@ -72,17 +73,40 @@ def _state(*args):
     return args
 
 
+def _score_pooled(state: tuple, item: tuple) -> Batch:
+    return score_batch(state, *item)
+
+
+#: Batches read ahead per draw from a noise pool (each draw is one locked, fsynced truncation).
+POOL_DRAW_BATCHES = 64
+
+
+def _with_noises(batches: Iterable[Batch], pool, outputs: int) -> Iterator[tuple]:
+    """``(batch, noises)`` pairs: the noises for up to :data:`POOL_DRAW_BATCHES` batches at a
+    time are taken out of ``pool`` before any of them is scored; batches the pool no longer
+    covers get None (fresh ``r^n``)."""
+    batches = iter(batches)
+    while chunk := list(itertools.islice(batches, POOL_DRAW_BATCHES)):
+        noises = pool.take(len(chunk) * outputs)
+        noises += [None] * (len(chunk) * outputs - len(noises))
+        for i, batch in enumerate(chunk):
+            yield batch, noises[i * outputs:(i + 1) * outputs]
+
+
 def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: ModelParameters,
-                 workers: int = 1, scheduler=None) -> Iterator[Batch]:
+                 workers: int = 1, scheduler=None, pool=None) -> Iterator[Batch]:
     """``Enc(W·x + b)`` for every record, one freshly re-randomized ciphertext per output per batch.
 
     Nothing is precomputed per document (the server's randomness is a fresh ``r^n`` per answer
-    ciphertext), so the work needs no estimate. On a Dask ``scheduler``, what travels is the
-    public key, the integer weights and the ciphertexts."""
+    ciphertext, or one taken from ``pool``, a :class:`ppml.pools.RandomnessPool` of ``r^n`` for
+    this document's key, made ahead of time), so the work needs no estimate. On a Dask
+    ``scheduler``, what travels is the public key, the integer weights and the ciphertexts."""
     check_compatible(doc, params)
     state = scoring_state(doc, params)
     recipe = Recipe(_state, state, key=f"score:{doc.public_key.fingerprint}:{params.spec.fingerprint}")
-    return ordered_map(score_batch, batches, recipe, workers, scheduler)
+    if pool is None:
+        return ordered_map(score_batch, batches, recipe, workers, scheduler)
+    return ordered_map(_score_pooled, _with_noises(batches, pool, len(state[2])), recipe, workers, scheduler)
 
 
 def features_limits(params: ModelParameters, max_key_bits: int = DEFAULT_MAX_KEY_BITS,
@@ -96,7 +120,7 @@ def features_limits(params: ModelParameters, max_key_bits: int = DEFAULT_MAX_KEY
     fields = {
         "format": scalar, "version": scalar, "key_fingerprint": fingerprint, "model_fingerprint": fingerprint,
         # n, h_s (< n²), the modulus proof's values, and room for the other members.
-        "public_key": Field(4096 + 3 * key_hex + PROOF_VALUES * (key_hex + 4), 2),
+        "public_key": Field(4096 + 3 * key_hex + PROOF_VALUES * (key_hex + 4), 3),
         "codec": Field(4096, 1), "slots": scalar, "features": Field(2 * names + 1024, 1),
         "records": scalar, "layout": scalar,
     }
@@ -117,14 +141,14 @@ def check_key_bits(header: dict, max_key_bits: int) -> None:
 
 def check_key(public: PublicKey) -> None:
     """The expensive checks of a customer's key, the one place they are made before scoring:
-    ``n`` must not be prime (a prime ``n`` would make the answers readable by anyone), and
-    ``h_s`` must not be ``1 + k·n`` (not a DJN generator: it hides nothing)."""
-    import gmpy2
+    ``h_s`` must not be ``1 + k·n`` (not a DJN generator: it hides nothing), and the key's
+    modulus proof must verify (:func:`ppml.paillier.proof.require_proven`; about 0.1 s at 3072
+    bits, then remembered for the process)."""
+    from .paillier.proof import require_proven
 
     if public.h_s % public.n == 1:
         raise DocumentError("public_key: h_s ≡ 1 (mod n) is not a valid generator")
-    if gmpy2.is_prime(public.n):
-        raise DocumentError("public_key: n is not an RSA modulus (it is even or prime)")
+    require_proven(public)
 
 
 def verify_key(d, allow_weak: bool) -> str:

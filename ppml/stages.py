@@ -14,12 +14,13 @@ import hashlib
 import itertools
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from . import customer, files, server
+from . import customer, files, pools, server
 from .documents import EncryptedPredictions, ModelParameters, ModelSpec, check_count
 from .errors import OutputError, PpmlError
 from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
@@ -127,7 +128,9 @@ def model_files(model_dir) -> list[tuple[Path, str]]:
 
 def key_files(store) -> list[tuple[Path, str]]:
     return [(store.private_path, "is the private key; refusing to overwrite it (choose another output)"),
-            (store.public_path, "is the public key; refusing to overwrite it (choose another output)")]
+            (store.public_path, "is the public key; refusing to overwrite it (choose another output)"),
+            (store.folder / pools.CUSTOMER_POOL_NAME,
+             "is the randomness pool; refusing to overwrite it (choose another output)")]
 
 
 def guard_output(output, inputs: Sequence = (), protected: Sequence[tuple] = ()) -> None:
@@ -156,7 +159,7 @@ def customer_model(model_dir) -> tuple[ModelSpec, object]:
 
     spec = artifacts.load_spec(model_dir)
     col_tnf_path = Path(model_dir) / artifacts.COL_TNF
-    col_tnf = artifacts.load_pickle(col_tnf_path)
+    col_tnf = artifacts.load_customer_transform(col_tnf_path)
     try:
         customer.check_transform(col_tnf, spec)
     except PpmlError as e:
@@ -177,9 +180,6 @@ def features(records, output, *, spec: ModelSpec, col_tnf, protected: Sequence[t
     """Raw records → their feature vectors as CSV (``id``, then one column per model feature, the
     shortest decimal of each float64): exactly what :func:`encrypt` encodes, bounds checked as
     it checks them, for a client that implements the rest of the protocol itself."""
-    import csv
-    import io
-
     source, chunks = _records(records, 32 * customer.CHUNK_BATCHES)  # any chunk size gives the same output
     guard_output(output, [records], protected)
     batches = count = 0
@@ -190,12 +190,9 @@ def features(records, output, *, spec: ModelSpec, col_tnf, protected: Sequence[t
                 spec.codec.encode_features(x, spec.lower, spec.upper, spec.features, ids)  # the bounds check
             except PpmlError as e:
                 raise e.with_source(source)
-            text = io.StringIO()
-            writer = csv.writer(text, lineterminator="\n")
-            if not count:
-                writer.writerow(["id", *spec.features])
-            writer.writerows([i, *map(repr, map(float, row))] for i, row in zip(ids, x))
-            sink.write(text.getvalue().encode())
+            rows = [["id", *spec.features]] if not count else []
+            rows += ([i, *map(float, row)] for i, row in zip(ids, x))
+            sink.write("".join(",".join(map(csv_field, row)) + "\n" for row in rows).encode())
             sink.flush()
             batches, count = batches + 1, count + len(ids)
             watch.advance(len(ids))
@@ -206,8 +203,6 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
             scheduler=None, protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
     """Raw records (a CSV path, ``-``, or None for the sample laptop) → an encrypted-features
     document at ``output`` (a path or ``-``)."""
-    from .parallel import LARGE_INPUT_BATCHES
-
     m = spec.codec.slots_for(keys.bits)
     chunk = m * customer.CHUNK_BATCHES
     source, chunks = _records(records, chunk)
@@ -215,13 +210,14 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
         prepared = with_source(customer.prepare_chunks(chunks, col_tnf, spec), source)
         first = next(prepared)  # the first chunk is read and checked before any key is created
     guard_output(output, [records], [*key_files(keys.store), *protected])
-    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else LARGE_INPUT_BATCHES
+    expected = -(-len(first[1]) // m) if len(first[1]) < chunk else customer.expected_batches(records, m)
     with watch.step("keys"):
         public, private = keys.pair()
+        pool = pools.customer_pool(keys.store.folder, public)  # precomputed randomness, if any
     header = customer.features_header(spec, public)
     with watch.step("encrypt"), DocumentWriter(output, header.header()) as writer:
         for batch in customer.encrypt_stream(itertools.chain([first], prepared), spec, public, private,
-                                             workers, expected, scheduler):
+                                             workers, expected, scheduler, pool if pool.exists() else None):
             writer.write(header.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
     return Outcome(writer.records, writer.batches, output)
@@ -229,56 +225,67 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
 
 def score(encrypted, output, *, params: ModelParameters, workers: int = 1, scheduler=None,
           allow_weak: bool = False, max_key_bits: int = server.DEFAULT_MAX_KEY_BITS, limits: Limits = Limits(),
-          protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
+          protected: Sequence[tuple] = (), watch: Watch = Watch(), pools_dir=None) -> Outcome:
     """An encrypted-features document → the encrypted-predictions document, with the public
-    key the document carries and the company's weights (the session the service uses too)."""
+    key the document carries and the company's weights (and the ``r^n`` pool for that key in
+    ``pools_dir``, if there is one), through the session the service uses too."""
     source = files.display_name(encrypted)
     with watch.step("read"):
         try:
             reader = DocumentReader(encrypted, server.features_limits(params, max_key_bits, limits.batch_bytes))
             session = server.ScoreSession(reader, params, allow_weak=allow_weak, max_key_bits=max_key_bits)
-            server.check_key(session.doc.public_key)  # the key's expensive checks, before any scoring
+            server.check_key(session.doc.public_key)  # nothing is computed with an unproven modulus
         except PpmlError as e:
             raise e.with_source(source)
         guard_output(output, [encrypted], protected)
         parsed = with_source(session.parsed(), source)
         peek = list(itertools.islice(parsed, workers))  # fewer batches than workers: fewer processes
     with watch.step("score"), DocumentWriter(output, session.answer.header()) as writer:
+        pool = pools.server_pool(pools_dir, session.doc.public_key) if pools_dir is not None else None
         for batch in server.score_stream(session.doc, itertools.chain(peek, parsed), params, max(1, len(peek)),
-                                         scheduler):
+                                         scheduler, pool if pool is not None and pool.exists() else None):
             writer.write(session.answer.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
     return Outcome(writer.records, writer.batches, output)
 
 
-def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int = 1,
+def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, request=None, workers: int = 1,
             limits: Limits = Limits(), protected: Sequence[tuple] = (), watch: Watch = Watch()) -> Outcome:
     """An encrypted-predictions document → predictions, decoded with the customer's own model
     description ``spec``: a CSV (``id`` and ``spec.columns``) at ``output`` (a path or ``-``), or,
     with ``output`` None, one line per record on stdout (``0: Price = 62,996.92``, see
-    :func:`prediction_text`), printed only once the whole answer has been checked."""
+    :func:`prediction_text`). Given the features document it answers (``request``, a path), the
+    answer must hold exactly its ids, batch by batch, and its record count
+    (:class:`ppml.customer.SentRequest`). Nothing is printed or written until the whole answer
+    has been checked."""
     source = files.display_name(answer)
+    sent = customer.SentRequest(request, limits) if request is not None else None
     with watch.step("read"):
         reader = DocumentReader(answer, limits)  # waits for the first line of a pipe
     with watch.step("keys"):
         private = keys.private()
     try:
         doc = EncryptedPredictions.parse_header(reader.header, private.public)
-        customer.check_answer(doc, spec, private)
+        customer.check_answer(doc, spec, private, sent)
     except PpmlError as e:
+        for opened in (reader, sent):
+            if opened is not None:
+                opened.close()
         raise e.with_source(source)
-    guard_output(output, [answer], [*key_files(keys.store), *protected])
+    guard_output(output, [answer, request], [*key_files(keys.store), *protected])
     reader.batch_limit = limits.batch_bytes or batch_bytes_for(private.public.bits, len(doc.outputs), doc.slots)
     parsed = with_source((doc.parse_batch(b, i, private.public) for i, b in enumerate(reader.batches())), source)
     counts = [0, 0]
 
     def pairs():
-        for batch in with_source(customer.decrypt_stream(doc, parsed, private, spec, workers), source):
+        for batch in with_source(customer.decrypt_stream(doc, parsed, private, spec, workers, sent), source):
             counts[0] += 1
             counts[1] += len(batch)
             watch.advance(len(batch))
             yield from batch
         try:
+            if sent is not None:
+                sent.check_records(reader.declared_records)
             check_count(reader.declared_records, *counts)
         except PpmlError as e:
             raise e.with_source(source)
@@ -290,10 +297,10 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, workers: int
             sink.write(lines.encode("utf-8"))
             sink.flush()
         else:
-            with (files.StdoutSink() if output == files.STDIO else files.AtomicFile(output)) as sink:
+            with (files.HeldStdout() if output == files.STDIO else files.AtomicFile(output)) as sink:
                 sink.write((",".join(map(csv_field, ["id", *spec.columns])) + "\n").encode())
                 for rid, prediction in pairs():
-                    sink.write((",".join([csv_field(rid), *map(csv_value, prediction)]) + "\n").encode())
+                    sink.write((",".join([csv_field(rid), *map(csv_field, prediction)]) + "\n").encode())
     return Outcome(counts[1], counts[0], output)
 
 
@@ -316,14 +323,27 @@ def prediction_text(spec: ModelSpec, prediction: tuple) -> str:
     return ", ".join(f"{name} = {readable(value)}" for name, value in zip(spec.outputs, prediction))
 
 
-def csv_value(value) -> str:
-    """A prediction's CSV text: a float at full precision (``repr`` reads back as the same
-    double), a class label as text."""
-    return repr(value) if isinstance(value, float) else csv_field(value)
+#: First characters that make a spreadsheet take a text cell for a formula (OWASP's CSV
+#: injection list): such a cell is written with a leading ``'``.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+#: Text that is a plain decimal number: a spreadsheet reads it as that number, never a formula.
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def csv_field(value) -> str:
+    """One CSV cell, as every CSV this toolkit writes holds it: a number as itself (a float at
+    full precision, ``repr`` reads back as the same double; a negative one stays a number); text
+    — an id, a class label, a column name — with a leading ``'`` when it begins with ``=``,
+    ``+``, ``-``, ``@``, a tab or CR and is not a plain decimal number, so that no cell is ever
+    a live formula (``=HYPERLINK(…)`` in an id); quoted when it holds ``,``, ``"`` or a line
+    break."""
+    if isinstance(value, float):
+        return repr(float(value))  # numpy's float64 is a float whose own repr names its type
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
     text = str(value)
+    if text.startswith(FORMULA_STARTS) and not _DECIMAL.fullmatch(text):
+        text = "'" + text
     if any(c in text for c in ',"\n\r'):
         return '"' + text.replace('"', '""') + '"'
     return text

@@ -147,9 +147,9 @@ class DocumentReader:
     declares (the caller compares it with what it parsed).
     """
 
-    def __init__(self, source, limits: Limits = Limits(), name: str | None = None):
-        self.source = source
-        self.name = name or (files.display_name(source) if isinstance(source, (str, Path)) else "<stream>")
+    def __init__(self, path, limits: Limits = Limits(), name: str | None = None):
+        self.path = path  # a path, ``-``, or a binary stream the caller owns (read, not closed)
+        self.name = name or (files.display_name(path) if isinstance(path, (str, Path)) else "<stream>")
         self.limits = limits
         self.batch_limit = limits.batch_bytes or limits.header_bytes
         self.declared_records = None
@@ -164,12 +164,12 @@ class DocumentReader:
             raise
 
     def _open(self):
-        if hasattr(self.source, "read"):
-            return self.source
-        if str(self.source) == files.STDIO:
+        if hasattr(self.path, "read"):
+            return self.path
+        if str(self.path) == files.STDIO:
             return sys.stdin.buffer
         try:
-            return open(Path(self.source), "rb")
+            return open(Path(self.path), "rb")
         except FileNotFoundError:
             raise DocumentError("file not found", self.name) from None
         except IsADirectoryError:
@@ -177,8 +177,12 @@ class DocumentReader:
         except OSError as e:
             raise DocumentError(f"cannot read: {e.strerror}", self.name) from None
 
+    def close(self) -> None:
+        """Stop reading before the end (a refused header, a mismatch): the file is closed."""
+        self._close()
+
     def _close(self) -> None:
-        if self._stream is not sys.stdin.buffer and self._stream is not self.source:
+        if self._stream is not sys.stdin.buffer and self._stream is not self.path:
             self._stream.close()
 
     def _next(self, what: str):

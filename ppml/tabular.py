@@ -3,9 +3,9 @@
 The laptop model has hand-written parsers (:mod:`ppml.features`); a generic CSV has none. Its
 columns are either *numeric* (parsed to float64 and standardised) or *categorical* (stripped
 text, one-hot encoded), and :class:`TabularFeatures` is the whole feature step: the first step
-of the scikit-learn pipeline (inside a ``FunctionTransformer``) and the ``features`` of the
-customer's compiled transformer (``col_tnf.pkl``). It imports neither scikit-learn nor SciPy,
-so the customer's restricted unpickler can admit it.
+of the scikit-learn pipeline (inside a ``FunctionTransformer``), and as data
+(:attr:`TabularFeatures.step`: a ``category`` or ``number`` parser per column) the ``features``
+of the customer's transformer (``col_tnf.pkl``).
 
 Rules (also in ``python -m ppml train --help``):
 
@@ -24,16 +24,16 @@ Rules (also in ``python -m ppml train --help``):
 from __future__ import annotations
 
 import math
-import numbers
 import re
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
 
-from .errors import FeatureParseError, InputError
-from .features import Unparseable, parse_distinct, plain_value
+from .errors import InputError
+from .features import (CATEGORY_EXPECTED, NUMBER_EXPECTED, FeatureStep, Unparseable, parse_number, parse_numeric,
+                       plain_value)
 
 __all__ = [
     "ID_COLUMN", "NUMBER_EXPECTED", "CATEGORY_EXPECTED", "BOUNDS_FACTOR",
@@ -43,81 +43,16 @@ __all__ = [
 
 #: The column that names records (see :func:`ppml.customer.iter_record_chunks`); never a feature.
 ID_COLUMN = "id"
-NUMBER_EXPECTED = "expected a finite number, e.g. 42 or -3.5"
-CATEGORY_EXPECTED = "expected a category (text)"
 #: Headroom of the default bounds over the largest training magnitude's power of two.
 BOUNDS_FACTOR = 16
-
-# Plain decimal numbers only: no "inf", "nan", "1_000", hexadecimal or thousands separators.
-_NUMBER_RE = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$")
-
-
-def _number(value) -> float:
-    """One raw value → a finite float: decimal text (surrounding blanks ignored) or a real
-    number; NaN, infinities, blanks and booleans are refused."""
-    if isinstance(value, str):
-        text = value.strip()
-        if not _NUMBER_RE.match(text):
-            raise Unparseable
-        number = float(text)
-    elif isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
-        raise Unparseable
-    else:
-        number = float(value)
-    if not math.isfinite(number):
-        raise Unparseable
-    return number
 
 
 def is_number_text(value) -> bool:
     try:
-        _number(value)
+        parse_number(value)
     except (Unparseable, ValueError, OverflowError):
         return False
     return True
-
-
-def _category(value) -> str:
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, (bool, np.bool_, numbers.Integral)):
-        return str(value if isinstance(value, (bool, np.bool_)) else int(value))
-    raise Unparseable
-
-
-def _parse(series: pd.Series, column: str, parse, dtype, expected: str) -> np.ndarray:
-    """Parse each distinct value once and broadcast (see :func:`ppml.features.parse_distinct`)."""
-    codes, parsed = parse_distinct(series, column, parse, expected)
-    table = np.array(parsed, dtype=dtype) if parsed else np.empty(0, dtype=dtype)
-    return table[codes]
-
-
-def parse_numeric(series: pd.Series, column: str, expected: str = NUMBER_EXPECTED) -> np.ndarray:
-    """A column of decimal text (or real numbers) → float64, refusing blanks, NaN and
-    infinities with a :class:`~ppml.errors.FeatureParseError`."""
-    if series.dtype.kind in "iuf":
-        values = series.to_numpy(dtype=np.float64)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            r = int(np.argmax(bad))
-            raise FeatureParseError(plain_value(series.index[r]), column, plain_value(series.iloc[r]), expected)
-        return values
-    return _parse(series, column, _number, np.float64, expected)
-
-
-def _check_frame(frame, required: Sequence[str]) -> None:
-    """Missing or duplicated columns, in the message style of :mod:`ppml.features`."""
-    if not isinstance(frame, pd.DataFrame):
-        raise TypeError(f"TabularFeatures expects a pandas DataFrame, got {type(frame).__name__}")
-    present = list(frame.columns)
-    expected = ", ".join(required)
-    missing = [name for name in required if name not in present]
-    if missing:
-        raise InputError(f"missing column(s) {', '.join(repr(n) for n in missing)}; expected columns: {expected}")
-    duplicated = [name for name in required if present.count(name) > 1]
-    if duplicated:
-        raise InputError(f"duplicate column(s) {', '.join(repr(n) for n in duplicated)}; "
-                         f"expected columns: {expected}")
 
 
 @dataclass(frozen=True)
@@ -150,16 +85,17 @@ class TabularFeatures:
     def columns(self) -> tuple:
         return self.categorical + self.numeric
 
+    @property
+    def step(self) -> FeatureStep:
+        """The same step as data: a ``category`` parser per categorical column, ``number`` per
+        numeric one."""
+        return FeatureStep(self.columns, tuple((c, "category", (c,)) for c in self.categorical)
+                           + tuple((c, "number", (c,)) for c in self.numeric))
+
     def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
-        _check_frame(frame, self.columns)
-        data = {}
-        for column in self.categorical:
-            data[column] = pd.Series(_parse(frame[column], column, _category, object, CATEGORY_EXPECTED),
-                                     index=frame.index, dtype=object)
-        for column in self.numeric:
-            data[column] = pd.Series(parse_numeric(frame[column], column), index=frame.index,
-                                     dtype=np.float64)
-        return pd.DataFrame(data, index=frame.index, columns=list(self.columns))
+        if not isinstance(frame, pd.DataFrame):
+            raise TypeError(f"TabularFeatures expects a pandas DataFrame, got {type(frame).__name__}")
+        return self.step(frame)
 
 
 def detect_columns(frame: pd.DataFrame, target: str, categorical: Iterable[str] = (),
@@ -281,7 +217,7 @@ def parse_bounds(items: Iterable[str]) -> dict[str, tuple[float, float]]:
         if not eq or not column or not colon:
             raise InputError(f"--bounds {item!r}: expected COL=LO:HI, e.g. age=0:150")
         try:
-            lo, hi = _number(lo_text), _number(hi_text)
+            lo, hi = parse_number(lo_text), parse_number(hi_text)
         except (Unparseable, ValueError, OverflowError):
             raise InputError(f"--bounds {item!r}: LO and HI must be finite numbers") from None
         if lo > hi:

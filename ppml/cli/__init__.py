@@ -8,6 +8,7 @@ from .decrypt import decrypt_command
 from .encrypt import encrypt_command
 from .features import features_command
 from .portal import portal_command
+from .precompute import precompute_command
 from .remote import fetch_model_command, request_command
 from .score import score_command
 from .service import clients_group, serve_command
@@ -150,13 +151,18 @@ def export(model_pkl, data, targets, bounds, out_dir, quiet):
     """Export a company's own fitted scikit-learn model for encrypted scoring.
 
     MODEL.pkl is a pickled fitted estimator: a linear regressor or classifier, bare or at the
-    end of a Pipeline (with a ColumnTransformer or any fitted preprocessing), possibly inside a
-    TransformedTargetRegressor. It is loaded with plain pickle, which RUNS CODE the file
-    contains: only export your own files. Then the three scripts run it with --model DIR, and
-    their decrypted predictions equal the estimator's predict / predict_proba.
+    end of a Pipeline (with a ColumnTransformer of one-hot encoders and scalers, then scalers
+    and feature selectors), possibly inside a TransformedTargetRegressor. It is loaded with
+    plain pickle, which RUNS CODE the file contains: only export your own files. Then the
+    three scripts run it with --model DIR, and their decrypted predictions equal the
+    estimator's predict / predict_proba.
 
-    Anything that is not one linear step (trees, ensembles, kernels, neural networks) is
-    refused with one line, and nothing is written.
+    The customer's col_tnf.pkl is plain data (column kinds, categories, scaling constants):
+    scalers and feature selectors after the column transformer are folded into the weights
+    (a dropped column weighs 0), and a step the data cannot describe (KNNImputer,
+    PolynomialFeatures, a FunctionTransformer with a function, ...) is refused with one line
+    naming it. So is anything that is not one linear step (trees, ensembles, kernels, neural
+    networks). Nothing is written then.
     """
     from ..errors import InputError, PpmlError
     from ..export import export as export_artifacts
@@ -171,8 +177,6 @@ def export(model_pkl, data, targets, bounds, out_dir, quiet):
         raise e.with_source(data)
     except PpmlError as e:  # the estimator
         raise e.with_source(model_pkl)
-    for note in exported.notes:
-        say(quiet, f"Note: {model_pkl}: {note}")
     if exported.classes is None:
         kind = f"regression, output(s) {', '.join(exported.outputs)}"
     else:
@@ -215,6 +219,24 @@ def keygen(keys_dir, key_size, force, allow_weak_key, quiet):
     say(quiet, f"Created a {public.bits}-bit key pair {public.fingerprint[:23]}… in {keys_dir}/")
 
 
+@main.command("prove-key")
+@keys_option
+@weak_key_option
+@quiet_option
+@reports_errors
+def prove_key(keys_dir, allow_weak_key, quiet):
+    """Add the modulus proof to an existing key pair (version 2 → 3), keeping the key.
+
+    The company scores nothing with a key whose public half lacks a valid proof that its
+    modulus is a product of two primes with gcd(n, φ(n)) = 1 (docs/protocol.md §2). Key pairs
+    made by `keygen` or the scripts carry one already; this upgrades older folders in place.
+    """
+    from ..keystore import KeyStore
+
+    public = KeyStore(keys_dir).prove(allow_weak=allow_weak_key)
+    say(quiet, f"Added the modulus proof to key {public.fingerprint[:23]}… in {keys_dir}/")
+
+
 main.add_command(encrypt_command)
 main.add_command(score_command)
 main.add_command(decrypt_command)
@@ -224,3 +246,4 @@ main.add_command(request_command)
 main.add_command(fetch_model_command)
 main.add_command(features_command)
 main.add_command(portal_command)
+main.add_command(precompute_command)

@@ -27,8 +27,8 @@ Examples:
 @click.argument("url")
 @click.argument("encrypted", required=False, default="Encrypted_Data/data.json", metavar="[ENCRYPTED]")
 @click.option("-o", "--output", default="Encrypted_Predicted_value/answer.json", show_default=True,
-              help="Where to write the encrypted predictions; - for stdout. A file appears only "
-                   "once the whole answer has arrived.")
+              help="Where to write the encrypted predictions; - for stdout. Nothing is written until "
+                   "the whole answer has arrived and answers ENCRYPTED.")
 @click.option("--token-file", default=None, metavar="FILE", type=click.Path(dir_okay=False),
               help="File holding the bearer token (mode 0600; default: $PPML_TOKEN).")
 @click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 100),
@@ -45,7 +45,8 @@ def request_command(url, encrypted, output, token_file, retries, timeout, cacert
     ENCRYPTED a features document from
     CustomerEncrypts.py (default Encrypted_Data/data.json), - for stdin. The document streams
     up and the predictions stream down, in the document's layout (JSON or JSON Lines), ready
-    for CustomerDecrypts.py.
+    for CustomerDecrypts.py. An answer for another key or model, or whose ids, batch sizes or
+    record count differ from the document's, is refused (exit status 4).
     """
     from .. import client
     from ..files import display_name
@@ -94,8 +95,8 @@ def fetch_model_command(url, out_dir, force, timeout, cacert, quiet):
     """Set up a customer from the service at URL: download its public model files.
 
     Writes DIR/col_tnf.pkl and DIR/Encrypted_ModelParameters/Model.json after checking each
-    file's SHA-256, the model fingerprint, and that the transformer loads through the
-    restricted unpickler and matches the model. Then:
+    file's SHA-256, the model fingerprint, and that the transformer is plain data (a pickle
+    naming no class or function, every field checked) matching the model. Then:
     CustomerEncrypts.py records.csv --model DIR.
     """
     from .. import client

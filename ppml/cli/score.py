@@ -28,6 +28,10 @@ DEFAULT_PARAMS = "Encrypted_ModelParameters"
 @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
               help="A trained model folder (`python -m ppml train --out-dir`): uses its "
                    "Encrypted_ModelParameters/. Not together with --params.")
+@click.option("--pools", "pools_dir", default="NoisePools", show_default=True, metavar="DIR",
+              type=click.Path(file_okay=False),
+              help="Folder of precomputed r^n pools (`python -m ppml precompute --server`): the pool for the "
+                   "document's key, if there is one, supplies the answers' re-randomizers.")
 @workers_option
 @scheduler_option
 @wait_option
@@ -36,7 +40,7 @@ DEFAULT_PARAMS = "Encrypted_ModelParameters"
 @verbose_option
 @quiet_option
 @reports_errors
-def score_command(encrypted, output, params_dir, model_dir, workers, scheduler, wait, max_batch_mb, allow_weak_key,
+def score_command(encrypted, output, params_dir, model_dir, pools_dir, workers, scheduler, wait, max_batch_mb, allow_weak_key,
                   verbose, quiet):
     """Score encrypted features with the company's model, never seeing them.
 
@@ -59,7 +63,8 @@ def score_command(encrypted, output, params_dir, model_dir, workers, scheduler, 
 
     def process(source, output):
         done = stages.score(source, output, params=params, workers=workers, scheduler=scheduler,
-                            allow_weak=allow_weak_key, limits=limits(max_batch_mb), protected=protected, watch=watch)
+                            allow_weak=allow_weak_key, limits=limits(max_batch_mb), protected=protected, watch=watch,
+                            pools_dir=pools_dir)
         watch.end()
         say(quiet, f"Scored {done.records} record(s) in {done.batches} batch(es) → "
                    f"{files.display_name(output) if output != '-' else '<stdout>'}")

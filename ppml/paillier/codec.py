@@ -19,7 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..errors import DocumentError, EncodingRangeError
+from ..errors import AnswerMismatchError, DocumentError, EncodingRangeError
 from ..validation import shown
 
 #: Default worst-case bound on |decoded − float model output| (1.2e-10): 8.6× inside the 1e-9
@@ -110,18 +110,31 @@ class FixedPointCodec:
         """The plaintext the server adds: ``B + Δ`` in each of ``m`` slots."""
         return self.pack([intercept_int + self.offset] * m)
 
+    @property
+    def reach(self) -> int:
+        """The largest ``|Σ W·X + B|`` the model can reach over its declared bounds, as its slot
+        width declares it: ``Δ − 1 = 2^(k−1) − 1``. The server proves at load that its weights
+        stay within it (``ModelParameters.check_slot_width``); the customer refuses any slot
+        beyond it (:meth:`unpack`)."""
+        return self.offset - 1
+
     def unpack(self, total: int, m: int) -> list[int]:
         """The ``m`` signed sums ``Σ W·X + B`` held in the declared slots of ``total``.
 
         Only the declared slots are read: the bits above them carry the server's random mask.
-        A slot of 0 cannot come from a sum inside the declared bounds (``|Σ W·X + B| < Δ``), so
-        it means the plaintext is not one this codec produced."""
+        A sum beyond :attr:`reach` (a slot of 0, i.e. ``−Δ``) is one no record inside the
+        declared bounds can give: refused with an :class:`AnswerMismatchError` whose ``slot``
+        attribute says which slot."""
         k, mask, off = self.slot_bits, (1 << self.slot_bits) - 1, self.offset
         total = int(total)
-        slots = [(total >> (k * j)) & mask for j in range(m)]
-        if not all(slots):
-            raise EncodingRangeError("decrypted value overflows its slots (wrong key, model or codec)")
-        return [s - off for s in slots]
+        sums = [((total >> (k * j)) & mask) - off for j in range(m)]
+        for j, s in enumerate(sums):
+            if abs(s) > self.reach:
+                error = AnswerMismatchError(f"decodes outside the range the model can reach over its declared "
+                                            f"bounds (|Σ W·X + B| ≤ 2^{k - 1} − 1 with Model.json's {k}-bit slots)")
+                error.slot = j
+                raise error
+        return sums
 
     def decode(self, s: int) -> float:
         """A signed slot sum back to the model's output, correctly rounded to float."""

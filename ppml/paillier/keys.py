@@ -15,9 +15,13 @@ the factorisation of ``p − 1`` and can *prove* to itself, every time it loads 
 file whose ``h_s`` was replaced (by ``±1``, ``1 + n``, an element of small or secret order) is
 refused, never used to "encrypt". The key fingerprint covers ``n`` and ``h_s``.
 
-The private key is the factorisation; decryption uses the CRT over ``p²`` and ``q²`` with
-constant-time exponentiation (``gmpy2.powmod_sec``: the exponents ``p − 1``, ``q − 1`` are
-secret). No file I/O here: ``to_dict``/``from_dict`` give plain JSON-able dicts and validate them.
+The public key carries a proof that its modulus is well formed (:mod:`ppml.paillier.proof`):
+the company, which must not trust the customer's choice of ``n``, verifies it before it computes
+anything. Parsing a key only checks the proof's shape; :func:`ppml.paillier.proof.require_proven`
+does the arithmetic.
+
+The private key is the factorisation; decryption uses the CRT over ``p²`` and ``q²`` (see
+:meth:`PrivateKey.raw_decrypt` for what runs in constant time and what does not). No file I/O here: ``to_dict``/``from_dict`` give plain JSON-able dicts and validate them.
 """
 from __future__ import annotations
 
@@ -27,7 +31,8 @@ from dataclasses import dataclass, field
 
 import gmpy2
 
-from ..errors import KeyFileError, KeyMismatchError
+from ..errors import KeyFileError, KeyMismatchError, KeyProofError
+from .proof import ModulusProof, prove
 from ..validation import check_header, hex_int, shown
 
 #: Smallest modulus accepted without ``allow_weak`` (NIST SP 800-57: 2048 bits ≈ 112-bit security).
@@ -38,8 +43,13 @@ DEFAULT_KEY_BITS = 3072
 
 PUBLIC_FORMAT = "ppml.paillier-public-key"
 PRIVATE_FORMAT = "ppml.paillier-private-key"
-#: Version 2: fingerprint over (n, h_s), primes with a known factorisation of p − 1.
-KEY_VERSION = 2
+#: Version 3: the public key carries its modulus proof. (Version 2: fingerprint over (n, h_s),
+#: primes with a known factorisation of p − 1.)
+KEY_VERSION = 3
+#: The command that turns a version-2 key folder into a version-3 one.
+PROVE_COMMAND = "python -m ppml prove-key --keys DIR"
+
+
 def fingerprint_of(n: int, h_s: int) -> str:
     """``sha256:`` + SHA-256 of the ASCII text ``"<n hex>:<h_s hex>"`` (lowercase, no leading
     zeros): names a key in every document. It covers ``h_s`` so that a public key whose
@@ -49,9 +59,10 @@ def fingerprint_of(n: int, h_s: int) -> str:
 
 def crt(a, b, m1, m2, m1_inv):
     """The ``x mod m1·m2`` with ``x ≡ a (mod m1)`` and ``x ≡ b (mod m2)`` (Garner's form), given
-    ``m1_inv = m1⁻¹ mod m2``: how every CRT result (decryption, the owner's encryption, key
-    generation) is put back together."""
-    return a + ((b - a) * m1_inv % m2) * m1
+    ``a, b ≥ 0`` and ``m1_inv = m1⁻¹ mod m2``: how every CRT result (decryption, the owner's
+    encryption, key generation) is put back together. ``b + m2 − (a mod m2)`` keeps the operand
+    positive, so the reduction has no sign to correct (no branch on secret residues)."""
+    return a + ((b + m2 - a % m2) * m1_inv % m2) * m1
 
 
 def check_key_size(bits: int, allow_weak: bool = False) -> None:
@@ -64,10 +75,13 @@ def check_key_size(bits: int, allow_weak: bool = False) -> None:
 
 @dataclass(frozen=True, eq=False)
 class PublicKey:
-    """``n`` and the DJN generator ``h_s``; everything the company ever needs."""
+    """``n``, the DJN generator ``h_s`` and the modulus proof: everything the company ever
+    needs. The proof is not part of the key's identity (equality, fingerprint): it is evidence
+    about ``n``, checked once per key."""
 
     n: gmpy2.mpz
     h_s: gmpy2.mpz
+    proof: ModulusProof | None = field(default=None, repr=False)
     n_sq: gmpy2.mpz = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -104,6 +118,8 @@ class PublicKey:
         return c
 
     def to_dict(self) -> dict:
+        if self.proof is None:  # programming error: every key this toolkit writes is proven
+            raise ValueError("a public key without its modulus proof cannot be written")
         return {
             "format": PUBLIC_FORMAT,
             "version": KEY_VERSION,
@@ -111,12 +127,15 @@ class PublicKey:
             "fingerprint": self.fingerprint,
             "n": format(self.n, "x"),
             "h_s": format(self.h_s, "x"),
+            "proof": self.proof.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, d: dict, allow_weak: bool = False) -> "PublicKey":
-        """Parse and validate a public key: odd composite-looking ``n`` of the declared size,
-        ``h_s`` a unit modulo ``n²``, fingerprint consistent."""
+        """Parse a public key with cheap checks only: odd ``n`` of the declared size, ``h_s`` a
+        unit modulo ``n²``, fingerprint consistent, a modulus proof of the right shape. Whether
+        the proof verifies (and so whether ``n`` may be used at all) is
+        :func:`ppml.paillier.proof.require_proven`'s question."""
         _check_header(d, PUBLIC_FORMAT)
         n = _hex_field(d, "n")
         h_s = _hex_field(d, "h_s")
@@ -124,14 +143,15 @@ class PublicKey:
         if not isinstance(bits, int) or isinstance(bits, bool) or bits != n.bit_length():
             raise KeyFileError(f"declared size {shown(bits)} does not match n ({n.bit_length()} bits)")
         check_key_size(bits, allow_weak)
-        if n % 2 == 0 or gmpy2.is_prime(n):
-            raise KeyFileError("n is not an RSA modulus (it is even or prime)")
+        if n % 2 == 0:
+            raise KeyFileError("n is even: not an RSA modulus")
         if not 1 < h_s < n * n or gmpy2.gcd(h_s, n) != 1:
             raise KeyFileError("h_s is not a unit modulo n²")
-        key = cls(n, h_s)
-        if d.get("fingerprint") != key.fingerprint:
+        if fingerprint_of(n, h_s) != d.get("fingerprint"):
             raise KeyFileError("fingerprint does not match n and h_s (the key file was altered)")
-        return key
+        if "proof" not in d:
+            raise KeyProofError("field 'proof' is missing: the key carries no modulus proof")
+        return cls(n, h_s, ModulusProof.from_dict(d["proof"], n))
 
 
 @dataclass(frozen=True, eq=False)
@@ -168,8 +188,18 @@ class PrivateKey:
         return self.public.fingerprint
 
     def raw_decrypt(self, c: int) -> gmpy2.mpz:
-        """Plaintext in ``[0, n)`` of ciphertext ``c`` (CRT: two half-size exponentiations, in
-        constant time since ``p − 1`` and ``q − 1`` are secret and the company picks ``c``)."""
+        """Plaintext in ``[0, n)`` of ciphertext ``c`` by the CRT: two half-size exponentiations.
+
+        The company picks ``c`` and may time the customer (the portal answers online), so the
+        secret arithmetic has no branch on secret values: ``powmod_sec`` (GMP's
+        ``mpz_powm_sec``, constant time) for the exponentiations, an exact division for the
+        ``L`` step (``gmpy2.divexact``: no remainder, no quotient correction) and the
+        sign-free Garner form of :func:`crt`. What stays variable-time is below gmpy2's
+        interface: GMP's ``mpz`` multiplication, exact division and reduction run in time
+        that depends on their operands' lengths in limbs (leading zero limbs are stripped),
+        and gmpy2 exposes none of GMP's ``mpn_sec_*`` functions that would fix the lengths.
+        Reading the slots out of the plaintext (after decryption) is ordinary arithmetic on
+        the customer's own result."""
         mp = _l(gmpy2.powmod_sec(c, self.p - 1, self._p_sq), self.p) * self._hp % self.p
         mq = _l(gmpy2.powmod_sec(c, self.q - 1, self._q_sq), self.q) * self._hq % self.q
         return crt(mp, mq, self.p, self.q, self._p_inv_q)
@@ -226,10 +256,11 @@ class PrivateKey:
         return private
 
     @classmethod
-    def restore(cls, d: dict) -> "PrivateKey":
-        """The key pair from the private-key file alone (it records ``h_s``): for a key folder
-        whose public key was lost, e.g. a run killed between writing the two files."""
-        _check_header(d, PRIVATE_FORMAT)
+    def restore(cls, d: dict, upgrade: bool = False) -> "PrivateKey":
+        """The key pair from the private-key file alone (it records ``h_s``), with a fresh
+        modulus proof: for a key folder whose public key was lost (a run killed between
+        writing the two files), and, with ``upgrade``, for a version-2 file (no proof yet)."""
+        _check_header(d, PRIVATE_FORMAT, upgrade)
         p, q = _primes(_hex_field(d, "p"), _hex_field(d, "q"))
         p_factors, q_factors = _factors(d, "p_factors", p), _factors(d, "q_factors", q)
         if gmpy2.gcd(p - 1, q - 1) != 2:
@@ -240,7 +271,7 @@ class PrivateKey:
             raise KeyFileError("h_s is not a unit modulo n²")
         if fingerprint_of(n, h_s) != d.get("fingerprint"):
             raise KeyFileError("fingerprint does not match p·q and h_s (the key file was altered)")
-        private = cls(PublicKey(n, h_s), p, q, p_factors, q_factors)
+        private = cls(PublicKey(n, h_s, prove(p, q, h_s)), p, q, p_factors, q_factors)
         private.check_generator()
         return private
 
@@ -264,11 +295,25 @@ def _factors(d: dict, name: str, prime) -> tuple:
 
 
 def _l(u, d):
-    return (u - 1) // d
+    """Paillier's ``L(u) = (u − 1)/d``, an exact division for every ``u ≡ 1 (mod d)``."""
+    return gmpy2.divexact(u - 1, d)
 
 
-def _check_header(d, fmt: str) -> None:
+def _check_header(d, fmt: str, upgrade: bool = False) -> None:
+    if isinstance(d, dict) and d.get("format") == fmt and d.get("version") == 2 and d.get("version") is not True:
+        if upgrade:
+            return
+        raise KeyVersionError(f"a version-2 key carries no modulus proof, which the company now requires; add one "
+                              f"with `{PROVE_COMMAND}` (the key itself is kept)")
     check_header(d, fmt, KEY_VERSION, KeyFileError, "; create a new pair with `python -m ppml keygen --force`")
+
+
+class KeyVersionError(KeyProofError):
+    """A version-2 key file: sound, but without the modulus proof version 3 adds."""
+
+    def for_folder(self, folder: str) -> "KeyVersionError":
+        """The same error naming the key folder in the command to run."""
+        return KeyVersionError(self.message.replace("DIR", folder), self.source)
 
 
 def _hex_field(d: dict, name: str) -> gmpy2.mpz:
@@ -313,7 +358,8 @@ def generate_keypair(bits: int = DEFAULT_KEY_BITS, allow_weak: bool = False) -> 
         n = p * q
         if p != q and n.bit_length() == bits and gmpy2.gcd(p - 1, q - 1) == 2:
             break
-    public = PublicKey(n, djn_generator(p, q, p_factors, q_factors))
+    h_s = djn_generator(p, q, p_factors, q_factors)
+    public = PublicKey(n, h_s, prove(p, q, h_s))
     return public, PrivateKey(public, p, q, p_factors, q_factors)
 
 
@@ -330,10 +376,10 @@ def djn_generator(p, q, p_factors, q_factors) -> gmpy2.mpz:
         if gmpy2.gcd(x, n) != 1:
             continue
         h = (-x * x) % n
-        if all(gmpy2.powmod(h, (r - 1) // ell, r) != 1
+        if all(gmpy2.powmod_sec(h, (r - 1) // ell, r) != 1
                for r, factors in ((p, p_factors), (q, q_factors)) for ell in (2, *factors)):
             break
     # h^n mod n² via CRT over p², q² (half-size moduli, about 3× faster than direct).
     p_sq, q_sq = p * p, q * q
-    hp, hq = gmpy2.powmod(h, n, p_sq), gmpy2.powmod(h, n, q_sq)
+    hp, hq = gmpy2.powmod_sec(h, n, p_sq), gmpy2.powmod_sec(h, n, q_sq)
     return crt(hp, hq, p_sq, q_sq, gmpy2.invert(p_sq, q_sq))

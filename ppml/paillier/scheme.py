@@ -12,7 +12,8 @@ is fixed, ``h_s^α`` is a *fixed-base* exponentiation: a precomputed window tabl
 about ``|α|/w`` multiplications. The key owner can additionally work modulo ``p²`` and ``q²``
 (CRT), where multiplications are about four times cheaper.
 
-Scoring computes ``∏ c_i^{W_i} · (1 + (Σ_j (B + Δ)·2^(kj) + mask)·n) · r^n``: negative
+Scoring computes ``∏ c_i^{W_i} · (1 + (Σ_j (B + Δ)·2^(kj) + mask)·n) · r^n``: the product of
+powers follows an addition chain found once per weight vector (:mod:`.multiexp`), negative
 weights are raised to ``|W_i|`` and inverted once per result; the mask fills every plaintext
 bit above the batch's declared slots with server randomness, and ``r^n`` (``r`` uniform, from
 the server) re-randomizes the result. Neither uses anything from the customer's key but ``n``:
@@ -27,6 +28,7 @@ import gmpy2
 
 from .codec import FixedPointCodec
 from .keys import PrivateKey, PublicKey, crt
+from .multiexp import signed_multi_pow
 
 #: Upper bound on the memory one window table may take (bytes).
 TABLE_MEMORY_LIMIT = 32 * 2 ** 20
@@ -80,12 +82,19 @@ class CombTable:
     ``b − 1`` squarings and at most ``blocks·b`` multiplications — for 1536-bit exponents with
     12 teeth and 4 blocks, 159 operations instead of a window table's 192, from a third of the
     entries (measured at 3072 bits: 0.52 ms instead of 0.71 ms, built in 0.06 s instead of 0.15 s).
-    Column patterns are read off the exponent with numpy, so only the customer side uses it.
+
+    A *random* exponent need never exist as an integer: its patterns (:meth:`random_patterns`)
+    are drawn directly, each tooth a uniform bit unless it lies above ``exp_bits``. That is a
+    bijection with uniform exponents below ``2^exp_bits``, so the power has the same
+    distribution, and a whole batch's patterns cost one ``secrets.token_bytes`` and one numpy
+    operation instead of a bit transposition per exponent (numpy: only the customer uses it).
     """
 
     def __init__(self, base, modulus, exp_bits: int, teeth: int, blocks: int):
         import numpy as np
 
+        if not 1 <= teeth <= 16:
+            raise ValueError("a comb has 1 to 16 teeth")
         m = self.modulus = gmpy2.mpz(modulus)
         self.teeth, self.blocks, self.exp_bits = teeth, blocks, exp_bits
         self.b = b = -(-(-(-exp_bits // teeth)) // blocks)
@@ -106,8 +115,17 @@ class CombTable:
                 table[u] = g if u == low else table[u ^ low] * g % m
             self.tables.append(table)
         self._weights = (np.uint32(1) << np.arange(teeth, dtype=np.uint32))[:, None]
+        # _allowed[k, j]: the teeth of column j·b + k that lie below exp_bits.
+        column = (np.arange(blocks)[None, :] * b + np.arange(b)[:, None])[:, :, None]
+        bit = np.arange(teeth)[None, None, :] * columns + column
+        self._allowed = ((bit < exp_bits) << np.arange(teeth)).sum(axis=2).astype(np.uint16)
 
-    def pow(self, e: int) -> gmpy2.mpz:
+    def same_layout(self, other: "CombTable") -> bool:
+        """Whether patterns drawn for one table mean the same exponent for ``other``."""
+        return (self.teeth, self.blocks, self.exp_bits) == (other.teeth, other.blocks, other.exp_bits)
+
+    def patterns(self, e: int) -> list:
+        """The comb patterns of ``e``: ``[k][j]`` is the ``teeth``-bit pattern of column ``j·b + k``."""
         import numpy as np
 
         e = int(e)
@@ -116,7 +134,17 @@ class CombTable:
         bits = np.unpackbits(np.frombuffer(e.to_bytes(self._nbytes, "little"), dtype=np.uint8), bitorder="little")
         patterns = (bits[: self.teeth * self.columns].reshape(self.teeth, self.columns).astype(np.uint32)
                     * self._weights).sum(axis=0)
-        by_column = patterns.reshape(self.blocks, self.b).T.tolist()  # by_column[k][j]
+        return patterns.reshape(self.blocks, self.b).T.tolist()
+
+    def random_patterns(self, count: int) -> list:
+        """The patterns of ``count`` independent exponents uniform in ``[0, 2^exp_bits)``."""
+        import numpy as np
+
+        raw = np.frombuffer(secrets.token_bytes(2 * count * self.columns), dtype="<u2")
+        return (raw.reshape(count, self.b, self.blocks) & self._allowed).tolist()
+
+    def run(self, by_column: list) -> gmpy2.mpz:
+        """``base^e`` for the exponent whose :meth:`patterns` are ``by_column``."""
         m, tables, result = self.modulus, self.tables, None
         for k in range(self.b - 1, -1, -1):
             if result is not None:
@@ -125,6 +153,9 @@ class CombTable:
                 if u:
                     result = tables[j][u] if result is None else result * tables[j][u] % m
         return result if result is not None else gmpy2.mpz(1)
+
+    def pow(self, e: int) -> gmpy2.mpz:
+        return self.run(self.patterns(e))
 
 
 def choose_table(exp_bits: int, count: int, modulus_bits: int, workers: int = 1, comb: bool = False) -> tuple:
@@ -157,12 +188,11 @@ def choose_table(exp_bits: int, count: int, modulus_bits: int, workers: int = 1,
 
 
 class _FixedBasePow:
-    """``base^e mod modulus`` through a comb, a window table or plain powmod, whichever pays
-    for the workload."""
+    """``base^e mod modulus`` through a comb, a window table or plain powmod, as ``kind`` (a
+    :func:`choose_table` answer) says."""
 
-    def __init__(self, base, modulus, exp_bits: int, expected: int, workers: int = 1, comb: bool = False):
-        self.base, self.modulus = gmpy2.mpz(base), gmpy2.mpz(modulus)
-        kind = choose_table(exp_bits, expected, self.modulus.bit_length(), workers, comb)
+    def __init__(self, base, modulus, exp_bits: int, kind: tuple):
+        self.base, self.modulus, self.exp_bits = gmpy2.mpz(base), gmpy2.mpz(modulus), exp_bits
         if kind[0] == "comb":
             self.table = CombTable(base, modulus, exp_bits, kind[1], kind[2])
         elif kind[0] == "window":
@@ -170,8 +200,25 @@ class _FixedBasePow:
         else:
             self.table = None
 
+    @property
+    def comb(self) -> CombTable | None:
+        return self.table if isinstance(self.table, CombTable) else None
+
     def __call__(self, e: int) -> gmpy2.mpz:
         return self.table.pow(e) if self.table else gmpy2.powmod(self.base, e, self.modulus)
+
+    def random_draws(self, count: int) -> list:
+        """``count`` uniform exponents below ``2^exp_bits``, as this table reads them (comb
+        patterns, or integers)."""
+        comb = self.comb
+        if comb is not None:
+            return comb.random_patterns(count)
+        return [secrets.randbits(self.exp_bits) for _ in range(count)]
+
+    def at(self, draw) -> gmpy2.mpz:
+        """``base^e`` for one of :meth:`random_draws`."""
+        comb = self.comb
+        return comb.run(draw) if comb is not None else self(draw)
 
 
 class Encryptor:
@@ -179,83 +226,62 @@ class Encryptor:
 
     Args:
         expected: roughly how many encryptions will follow; sizes the window table so that a
-            single record does not pay for a large precomputation.
+            single record does not pay for a large precomputation (0: none, e.g. when a
+            precomputed pool will supply the randomness).
         workers: how many processes will share them (the table is built once, before).
-        comb: allow a Lim–Lee comb (faster, smaller; reads exponents with numpy, so the
-            customer uses it and the server, which never imports numpy, does not).
+        comb: allow a Lim–Lee comb (faster, smaller; uses numpy, so the customer uses it and
+            the server, which never imports numpy, does not).
     """
 
     def __init__(self, public: PublicKey, private: PrivateKey | None = None, expected: int = 1,
                  workers: int = 1, comb: bool = False):
         self.public = public
-        self.alpha_bits = public.alpha_bits
-        n = public.n
+        self.alpha_bits = bits = public.alpha_bits
         if private is not None:
             p_sq, q_sq = private.p ** 2, private.q ** 2
             self._crt = (p_sq, q_sq, gmpy2.invert(p_sq, q_sq))
-            self._pow_p = _FixedBasePow(public.h_s % p_sq, p_sq, self.alpha_bits, expected, workers, comb)
-            self._pow_q = _FixedBasePow(public.h_s % q_sq, q_sq, self.alpha_bits, expected, workers, comb)
+            # One layout for both halves, so one draw of patterns serves both.
+            kind = choose_table(bits, expected, max(p_sq.bit_length(), q_sq.bit_length()), workers, comb)
+            self._pows = (_FixedBasePow(public.h_s % p_sq, p_sq, bits, kind),
+                          _FixedBasePow(public.h_s % q_sq, q_sq, bits, kind))
         else:
             self._crt = None
-            self._pow = _FixedBasePow(public.h_s, public.n_sq, self.alpha_bits, expected, workers, comb)
-        self._n = n
+            self._pows = (_FixedBasePow(public.h_s, public.n_sq, bits,
+                                        choose_table(bits, expected, public.n_sq.bit_length(), workers, comb)),)
+
+    def random_masks(self, count: int) -> list[gmpy2.mpz]:
+        """``count`` values ``h_s^α mod n²``, each for a fresh α: encryptions of zero."""
+        first = self._pows[0]
+        draws = first.random_draws(count)
+        if self._crt is None:
+            return [first.at(d) for d in draws]
+        p_sq, q_sq, p_sq_inv = self._crt
+        second = self._pows[1]
+        return [crt(first.at(d), second.at(d), p_sq, q_sq, p_sq_inv) for d in draws]
 
     def random_mask(self) -> gmpy2.mpz:
-        """``h_s^α mod n²`` for a fresh α: an encryption of zero."""
-        alpha = secrets.randbits(self.alpha_bits)
-        if self._crt is None:
-            return self._pow(alpha)
-        p_sq, q_sq, p_sq_inv = self._crt
-        return crt(self._pow_p(alpha), self._pow_q(alpha), p_sq, q_sq, p_sq_inv)
+        return self.random_masks(1)[0]
 
-    def encrypt(self, plaintext: int) -> gmpy2.mpz:
-        """Ciphertext of ``plaintext mod n`` (negative values wrap, as the packed algebra wants)."""
-        n = self._n
-        m = gmpy2.mpz(plaintext) % n
-        return (1 + m * n) * self.random_mask() % self.public.n_sq
+    def encrypt(self, plaintext: int, mask=None) -> gmpy2.mpz:
+        """Ciphertext of ``plaintext mod n`` (negative values wrap, as the packed algebra wants),
+        randomized by ``mask`` (one of :meth:`random_masks`, used for this ciphertext only) or,
+        if None, by a fresh one."""
+        n = self.public.n
+        mask = self.random_mask() if mask is None else mask
+        return (1 + gmpy2.mpz(plaintext) % n * n) * mask % self.public.n_sq
 
 
-def encrypt_packed(encryptor: Encryptor, codec: FixedPointCodec,
-                   records: Sequence[Sequence[int]]) -> list[gmpy2.mpz]:
-    """One ciphertext per feature holding that feature of every record (``len(records) ≤ m``)."""
+def encrypt_packed(encryptor: Encryptor, codec: FixedPointCodec, records: Sequence[Sequence[int]],
+                   masks: Sequence = ()) -> list[gmpy2.mpz]:
+    """One ciphertext per feature holding that feature of every record (``len(records) ≤ m``).
+
+    ``masks``: encryptions of zero made ahead of time (a precomputed pool), each used for one
+    ciphertext only; fresh ones are made for the features they do not cover."""
     if not records:
         raise ValueError("a batch needs at least one record")
-    return [encryptor.encrypt(codec.pack([r[i] for r in records])) for i in range(len(records[0]))]
-
-
-def multi_pow(bases: Sequence, exponents: Sequence[int], modulus, window: int = 4) -> gmpy2.mpz:
-    """``∏ b_i^{e_i} mod modulus`` for non-negative ``e_i`` by the bucket method (Pippenger):
-    per ``window``-bit digit position, multiply each base into the bucket of its digit, then
-    fold the buckets with running products. The squarings are shared by all bases, so ``d``
-    bases with ``b``-bit exponents cost about ``b + (d + 2^w)·b/w`` multiplications instead of
-    ``d`` separate exponentiations of about ``1.2·b`` each (for the laptop model's 42 weights of
-    up to 47 bits: about 750 against 2,400)."""
-    pairs = [(b, int(e)) for b, e in zip(bases, exponents, strict=True) if e]
-    if not pairs:
-        return gmpy2.mpz(1)
-    if any(e < 0 for _, e in pairs):
-        raise ValueError("exponents must be non-negative")
-    mask = (1 << window) - 1
-    top = max(e for _, e in pairs).bit_length()
-    result = None
-    for shift in range(((top - 1) // window) * window, -1, -window):
-        if result is not None:
-            for _ in range(window):
-                result = result * result % modulus
-        buckets = [None] * (mask + 1)
-        for b, e in pairs:
-            d = (e >> shift) & mask
-            if d:
-                buckets[d] = b if buckets[d] is None else buckets[d] * b % modulus
-        running = acc = None  # acc = ∏_d buckets[d]^d via suffix products
-        for d in range(mask, 0, -1):
-            if buckets[d] is not None:
-                running = buckets[d] if running is None else running * buckets[d] % modulus
-            if running is not None:
-                acc = running if acc is None else acc * running % modulus
-        if acc is not None:
-            result = acc if result is None else result * acc % modulus
-    return result if result is not None else gmpy2.mpz(1)
+    features = len(records[0])
+    masks = [*masks[:features], *encryptor.random_masks(max(0, features - len(masks)))]
+    return [encryptor.encrypt(codec.pack([r[i] for r in records]), mask) for i, mask in enumerate(masks)]
 
 
 def server_noise(public: PublicKey) -> gmpy2.mpz:
@@ -300,15 +326,14 @@ def score_packed(public: PublicKey, codec: FixedPointCodec, weights: Sequence[in
     (:func:`mask_undeclared`) and the result is multiplied by :func:`server_noise`, so neither
     the customer's key nor its ciphertexts can shape what the answer reveals. ``noise`` is a
     :func:`server_noise` for ``public`` computed ahead of time (used for this answer only), or
-    None to compute one now. Negative weights are raised to ``|W_i|`` in a second product that
-    is inverted once.
+    None to compute one now. The product of powers replays the weights' addition chain
+    (:mod:`ppml.paillier.multiexp`, found once per weight vector and process); negative weights
+    are raised to ``|W_i|`` in a second product that is inverted once.
     """
     n, n_sq = public.n, public.n_sq
     if len(ciphertexts) != len(weights):
         raise ValueError("one ciphertext per weight expected")
-    pos = multi_pow([c for c, w in zip(ciphertexts, weights) if w > 0], [w for w in weights if w > 0], n_sq)
-    neg = multi_pow([c for c, w in zip(ciphertexts, weights) if w < 0], [-w for w in weights if w < 0], n_sq)
-    result = pos * gmpy2.invert(neg, n_sq) % n_sq if neg != 1 else pos
+    result = signed_multi_pow(ciphertexts, weights, n_sq)
     plain = (codec.pack_offset(intercept, m) + mask_undeclared(public, codec, m)) % n
     # (1 + a·n)·(1 + b·n) = 1 + (a + b)·n mod n²: adding a plaintext costs one multiplication.
     noise = server_noise(public) if noise is None else noise

@@ -80,16 +80,9 @@ def _generic_field(name: str, block) -> Field:
 
 
 def _categories(block) -> list[str]:
-    """The categories a one-hot block (or a fitted encoder inside a scikit-learn block) knows."""
-    if block is None:
-        return []
+    """The categories a one-hot block knows."""
     index = getattr(block, "index", None)
-    if isinstance(index, dict):
-        return sorted({str(k) for k in index})
-    categories = getattr(getattr(block, "transformer", None), "categories_", None)
-    if categories is not None and len(block.columns) == 1:
-        return [str(c) for c in categories[0]]
-    return []
+    return sorted({str(k) for k in index}) if isinstance(index, dict) else []
 
 
 def _training_value(block, i: int) -> str:

@@ -2,8 +2,9 @@
 
 The records go into a private temporary folder as a CSV, then ``stages.encrypt`` (the customer's
 key), :func:`ppml.client.score` (the company's service: ciphertexts only) and ``stages.decrypt``
-(the customer's own ``Model.json``) turn them into the predictions CSV that
-``CustomerDecrypts.py -o`` writes. Along the way it notes what the company was shown and sent
+(the customer's own ``Model.json``, and the features document sent: the answer must answer it)
+turn them into the predictions CSV that ``CustomerDecrypts.py -o`` writes (text cells
+neutralized, see :func:`ppml.stages.csv_field`), which is also the portal's download. Along the way it notes what the company was shown and sent
 back — counts, sizes and the first characters of every ciphertext, never a value — and how long
 each step took. No web framework here: the portal's app calls :func:`predict`.
 """
@@ -45,7 +46,7 @@ class Customer:
         checked to belong together, and the key pair (created now if the store has none)."""
         spec = artifacts.load_spec(model_dir)
         path = Path(model_dir) / artifacts.COL_TNF
-        col_tnf = artifacts.load_pickle(path)
+        col_tnf = artifacts.load_customer_transform(path)
         try:
             check_transform(col_tnf, spec)
         except PpmlError as e:
@@ -136,7 +137,8 @@ def predict(customer: Customer, records: bytes, source: str) -> Prediction:
         steps.append(("the company's service: upload, score, answer", result.seconds))
         received = summarize(folder / "answer.json")
         stages.decrypt(str(folder / "answer.json"), str(folder / "predictions.csv"), spec=customer.spec,
-                       keys=customer.keys, watch=stages.TimedWatch(steps, "decrypt: "))
+                       keys=customer.keys, request=str(folder / "data.json"),
+                       watch=stages.TimedWatch(steps, "decrypt: "))
         data = (folder / "predictions.csv").read_bytes()
         public = customer.public_key
         return Prediction(read_predictions(data, customer.spec.columns[0]), data, sent, received,

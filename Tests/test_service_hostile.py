@@ -40,7 +40,8 @@ def svc(tmp_path_factory):
 
 def with_key(document, n: int, h_s: int = 4) -> dict:
     key = {"format": PUBLIC_FORMAT, "version": document["public_key"]["version"], "bits": n.bit_length(),
-           "fingerprint": fingerprint_of(n, h_s), "n": format(n, "x"), "h_s": format(h_s, "x")}
+           "fingerprint": fingerprint_of(n, h_s), "n": format(n, "x"), "h_s": format(h_s, "x"),
+           "proof": document["public_key"]["proof"]}  # well-formed, but the proof of another key
     return dict(document, public_key=key, key_fingerprint=key["fingerprint"])
 
 
@@ -123,7 +124,7 @@ def test_key_checks_run_once_per_key_and_refused_keys_spend_the_clients_budget(t
             assert s.score(as_json(document)).status_code == 200
         assert keys.checked == 1
         prime = with_key(document, MERSENNE_3217)
-        assert _error(s.score(as_json(prime)), 400) == "public_key: n is not an RSA modulus (it is even or prime)"
+        assert _error(s.score(as_json(prime)), 400) == "n is prime, not an RSA modulus"
         assert keys.checked == 2
         r = s.score(as_json(prime))
         assert "too many new keys checked" in _error(r, 429) and int(r.headers["retry-after"]) >= 1
@@ -239,6 +240,7 @@ def test_openapi_is_built_from_the_published_schemas(svc):
     index = svc.http.get("/v1/schema/").json()
     assert set(api["components"]["schemas"]) == {n.removesuffix(".schema.json") for n in index["schemas"]}
     for name in index["schemas"]:
+        assert svc.http.get(f"/v1/schema/{name}").json()["$id"] == "https://ppml.invalid/v1/schema/" + name
         assert api["components"]["schemas"][name.removesuffix(".schema.json")] == svc.http.get(f"/v1/schema/{name}").json()
     text = json.dumps(api)
     for ref in {r for r in __import__("re").findall(r'"\$ref": "#/components/schemas/([^"]+)"', text)}:

@@ -140,14 +140,12 @@ def check_key_bits(header: dict, max_key_bits: int) -> None:
 
 
 def check_key(public: PublicKey) -> None:
-    """The expensive checks of a customer's key, the one place they are made before scoring:
-    ``h_s`` must not be ``1 + k·n`` (not a DJN generator: it hides nothing), and the key's
-    modulus proof must verify (:func:`ppml.paillier.proof.require_proven`; about 0.1 s at 3072
-    bits, then remembered for the process)."""
+    """The expensive check of a customer's key, the one place it is made before scoring: the
+    key's modulus proof must verify (:func:`ppml.paillier.proof.require_proven`; about 0.1 s at
+    3072 bits, then remembered for the process). ``h_s`` is not checked: the server never uses
+    it (its own ``r^n`` re-randomizes every answer), and the customer checks its own."""
     from .paillier.proof import require_proven
 
-    if public.h_s % public.n == 1:
-        raise DocumentError("public_key: h_s ≡ 1 (mod n) is not a valid generator")
     require_proven(public)
 
 

@@ -17,19 +17,9 @@ import pytest
 from conftest import ROOT, PpmlServer
 from ppml.paillier.keys import PUBLIC_FORMAT, fingerprint_of
 from ppml.service.app import PEEK_BATCHES
-from test_service import Service, _error, as_json, as_jsonl, features_document
+from test_service import Service, _error, as_json, as_jsonl, document, laptops  # noqa: F401 - fixtures
 
 MERSENNE_3217 = 2 ** 3217 - 1  # prime: a full primality test to refuse
-
-
-@pytest.fixture(scope="module")
-def laptops(bundled_raw):
-    return bundled_raw.iloc[:40].reset_index(drop=True)
-
-
-@pytest.fixture(scope="module")
-def document(laptops, keypair, col_tnf, params):
-    return features_document(laptops, keypair, col_tnf, params)
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +70,36 @@ def test_nested_empty_arrays_are_refused_after_a_bounded_prefix(params, field):
     with pytest.raises(DocumentError, match="nested too deeply|unknown field"):
         DocumentReader(stream, features_limits(params), "body")
     assert stream.read_bytes <= 2 << 16
+
+
+DEEP = """
+import io, resource, sys
+from ppml.artifacts import load_parameters
+from ppml.errors import DocumentError
+from ppml.server import features_limits
+from ppml.streams import DocumentReader
+body = b'{"format": "ppml.encrypted-features", "version": 1, "features": ' + b"[[]," * (1 << 20)
+try:
+    DocumentReader(io.BytesIO(body), features_limits(load_parameters(sys.argv[1])), "body")
+except DocumentError as e:
+    print(e)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_ever_deeper_arrays_cost_no_memory():
+    """4 MiB of "[[],": 16,000 levels per 64 KiB read. The parser's events carry no dotted path
+    (which alone cost 650 MB for one read) and the first level too deep is refused."""
+    import subprocess
+    import sys
+
+    from ppml.artifacts import PARAMS_DIR
+
+    out = subprocess.run([sys.executable, "-c", DEEP, str(ROOT / PARAMS_DIR)], capture_output=True, text=True,
+                         timeout=120)
+    message, peak_mb = out.stdout.splitlines()
+    assert message == "body: JSON nested too deeply (field 'features' nests at most 1 level)"
+    assert int(peak_mb) < 100, peak_mb
 
 
 def test_a_field_past_its_cap_is_refused(params):

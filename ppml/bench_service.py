@@ -98,6 +98,16 @@ def _memory(pid: int) -> dict:
             "largest_worker_peak_mb": max((_rss_kb(k) for k in kids), default=0) / 1024}
 
 
+def _stop(server) -> None:
+    """SIGTERM the service (it finishes what is in flight), then kill it after 30 s."""
+    server.terminate()
+    try:
+        server.wait(30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
+
+
 def _percentile(values, q: float) -> float:
     values = sorted(values)
     return values[min(len(values) - 1, max(0, math.ceil(q * len(values)) - 1))]
@@ -197,12 +207,7 @@ def main(argv=None) -> int:
                                      "loaded_p99_ms": 1000 * _percentile(loaded, 0.99)}
             figures["memory_after"] = _memory(server.pid)
         finally:
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            _stop(server)
     if args.json:
         print(json.dumps(figures, indent=2))
     else:
@@ -280,22 +285,25 @@ class _Hostile:
 
         return socket.create_connection(self.address, timeout=5)
 
-    def idle_connections(self) -> None:
-        """Keep ``IDLE_CONNECTIONS`` connections open without a byte sent, reopening those the
-        server closes."""
+    def _hold(self, count: int, opening, what: str, pause: float) -> None:
+        """Keep ``count`` connections made by ``opening()`` open, reopening those the server closes."""
         held: list = []
         while not self.stop.is_set():
             held = [s for s in held if not _closed(s)]
-            while len(held) < IDLE_CONNECTIONS and not self.stop.is_set():
+            while len(held) < count and not self.stop.is_set():
                 try:
-                    held.append(self._connect())
-                    self.count("idle connections opened")
+                    held.append(opening())
+                    self.count(f"{what} opened")
                 except OSError:
-                    self.count("idle connections refused")
+                    self.count(f"{what} refused")
                     break
-            self.stop.wait(0.5)
+            self.stop.wait(pause)
         for s in held:
             s.close()
+
+    def idle_connections(self) -> None:
+        """``IDLE_CONNECTIONS`` connections without a byte sent."""
+        self._hold(IDLE_CONNECTIONS, self._connect, "idle connections", 0.5)
 
     def nested_arrays(self) -> None:
         """Bodies that announce 48 MiB of nested empty arrays in a header field."""
@@ -326,23 +334,15 @@ class _Hostile:
             self.stop.wait(0.2)
 
     def stalled_uploads(self) -> None:
-        """Uploads that send a header's worth of a real document, then nothing."""
+        """Uploads that send half of a real document, then nothing."""
         body = json.dumps(self.template).encode()
-        held: list = []
-        while not self.stop.is_set():
-            held = [s for s in held if not _closed(s)]
-            while len(held) < 20 and not self.stop.is_set():
-                try:
-                    s = self._connect()
-                    s.sendall(self._post_head(len(body)) + body[: len(body) // 2])
-                    held.append(s)
-                    self.count("stalled uploads started")
-                except OSError:
-                    self.count("stalled uploads refused")
-                    break
-            self.stop.wait(1.0)
-        for s in held:
-            s.close()
+
+        def opening():
+            s = self._connect()
+            s.sendall(self._post_head(len(body)) + body[: len(body) // 2])
+            return s
+
+        self._hold(20, opening, "stalled uploads", 1.0)
 
 
 def _closed(sock) -> bool:
@@ -465,12 +465,7 @@ def hostile(args) -> int:
             figures["server_peak_mb"] = _rss_kb(server.pid) / 1024
             figures["hostile"] = dict(sorted(actors.counts.items()))
         finally:
-            server.terminate()
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            _stop(server)
     figures["targets_met"] = {
         "every honest answer correct": True,
         "healthz p99 <= 100 ms": figures["healthz_p99_ms"] <= HOSTILE_TARGETS["healthz_p99_ms"],

@@ -319,7 +319,10 @@ def _events(stream: _Budget, name: str):
     import ijson
 
     try:
-        yield from ijson.parse(stream, use_float=True, multiple_values=True, buf_size=READ_SIZE)
+        # basic_parse, not parse: parse builds a dotted path per event, which for 64 KiB of
+        # "[[],[[]," is 16,000 levels deep and costs hundreds of MB before any check can run.
+        for event, value in ijson.basic_parse(stream, use_float=True, multiple_values=True, buf_size=READ_SIZE):
+            yield None, event, value
     except DocumentError:
         raise
     except ijson.JSONError as e:

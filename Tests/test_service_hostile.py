@@ -163,7 +163,7 @@ def test_quota_cut_is_exact_and_the_answer_matches_the_charge(tmp_path, document
         usage = {u.name: u for u in s.db.usage()}["carol"]
         assert (usage.today, usage.requests) == (PEEK_BATCHES + 1, 1)
         message = _error(s.score(as_json(one_record_batches(document, 1)), who="carol"), 429)
-        assert message == f"daily quota of {PEEK_BATCHES + 1} records: 0 left today, this request needs 1"
+        assert message == f"daily quota of {PEEK_BATCHES + 1} records exceeded: 0 left today, this request needs 1"
 
 
 def test_quota_exactly_met_answers_whole_and_one_more_is_refused_whole(tmp_path, document):

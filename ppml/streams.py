@@ -306,7 +306,8 @@ class _Budget:
         self.used += len(data)
         self.blank = self.blank and not data.strip()
         if self.used > self.limit + READ_SIZE:
-            raise DocumentError(f"{self.what} is longer than the {self.limit:,} bytes it can need", self.name)
+            raise DocumentError(f"{self.what} is longer than the {self.limit:,} bytes it can need"
+                                + (" (raise --max-batch-mb if it is genuine)" if "batch" in self.what else ""), self.name)
         return data
 
 

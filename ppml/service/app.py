@@ -303,7 +303,7 @@ class Service:
                 records = sum(len(b.ids) for b in peek)
                 if records and not await asyncio.to_thread(self.db.reserve, client, records, day):
                     left = await asyncio.to_thread(self.db.left, client, day)
-                    raise _Refused(429, f"daily quota of {client.quota:,} records: {left:,} left today, this request "
+                    raise _Refused(429, f"daily quota of {client.quota:,} records exceeded: {left:,} left today, this request "
                                         f"needs {records:,}{'' if complete else ' or more'}",
                                    {"Retry-After": str(seconds_until_tomorrow())})
                 reserved = records

@@ -97,7 +97,8 @@ def test_request_errors_are_one_line_with_the_scripts_exit_codes(site):
     (folder / "garbage.json").write_text("garbage")
     r = ppml("request", url, "garbage.json", "-o", "x.json", "--token-file", "alice.token", cwd=folder)
     assert r.returncode == 3
-    assert r.stderr.decode() == (f"Error: {url}/v1/score: 400 invalid JSON: expected a JSON object at byte 0\n")
+    assert r.stderr.decode() == (f"Error: {url}/v1/score: 400 invalid JSON: lexical error: invalid char in json "
+                                 "text.\n")
     r = ppml("request", url, "data.json", "-o", "x.json", cwd=folder, env={"PPML_TOKEN": "wrong"})
     assert r.returncode == 1 and r.stderr.decode().startswith(f"Error: {url}/v1/score: 401 ")
     os.chmod(folder / "alice.token", 0o644)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -136,15 +137,18 @@ def _score_endlessly(work: Path, output: str, **kwargs) -> subprocess.Popen:
     writes data.jsonl's header, then its batches again and again for as long as the run reads.
     So the run is busy whenever the test acts on it, however slow or loaded the machine."""
     lines = (work / "data.jsonl").read_bytes().splitlines(keepends=True)
-    header, batches = lines[0], lines[1:-1]
+    header, batches = lines[0], [json.loads(line) for line in lines[1:-1]]
     proc = _script("ServerModelRun.py", "-", "-o", output, *PARAMS, WEAK, "-q", "-j", "2", cwd=work,
                    stdin=subprocess.PIPE, **kwargs)
 
     def feed():
         try:
             proc.stdin.write(header)
-            while proc.poll() is None:
-                proc.stdin.writelines(batches)
+            for rnd in itertools.count():  # ids stay unique within the document, as the protocol requires
+                if proc.poll() is not None:
+                    break
+                proc.stdin.writelines(json.dumps({**b, "ids": [f"{rnd}-{i}" for i in b["ids"]]}).encode() + b"\n"
+                                      for b in batches)
                 proc.stdin.flush()
         except (OSError, ValueError):  # the run stopped reading: it ended, or its stdin was closed
             pass
@@ -304,9 +308,9 @@ def test_a_200_mb_batch_fails_fast_in_bounded_memory(work, tmp_path, layout):
     status, stderr, rss = _finish(_script("ServerModelRun.py", str(doc), "-o", "never.json", *PARAMS, WEAK, cwd=work))
     assert status == 3 and rss < MAX_RSS_MB and time.monotonic() - started < 20
     limit = re.search(r"([\d,]+) bytes", stderr).group(1)
-    what = "line 2 is longer than the" if layout == "jsonl" else "a batch is longer than the"
-    assert stderr == (f"Error: {doc}: {what} {limit} bytes " + ("a batch of this key and model can need" if layout ==
-                      "jsonl" else "it can need") + " (raise --max-batch-mb if it is genuine)\n")
+    what = "a batch line" if layout == "jsonl" else "a batch"
+    assert stderr == (f"Error: {doc}: {what} is longer than the {limit} bytes it can need (raise --max-batch-mb if "
+                      "it is genuine)\n")
     assert not (work / "never.json").exists()
 
 

@@ -5,9 +5,9 @@ can any Python program, e.g. a web portal::
 
     from ppml import client
     token = client.read_token("token.txt")                      # or $PPML_TOKEN
-    result = client.score("http://host:8000", "Encrypted_Data/data.json",
+    result = client.score("https://host:8443", "Encrypted_Data/data.json",
                           "Encrypted_Predicted_value/answer.json", token)
-    client.fetch_model("http://host:8000", "model/")             # col_tnf.pkl + Model.json
+    client.fetch_model("https://host:8443", "model/")            # col_tnf.pkl + Model.json
 
 Every failure is a :class:`~ppml.errors.PpmlError` whose ``exit_code`` follows the scripts'
 convention (3 for a document the service calls malformed or too large, 4 for another model or
@@ -126,6 +126,33 @@ def _base(url: str) -> str:
     if not url.startswith(("http://", "https://")):
         raise PpmlError(f"{url!r} is not an http:// or https:// URL")
     return url
+
+
+#: Hosts already warned about in this process (the warning is given once per host).
+_WARNED: set = set()
+
+
+def plain_http_warning(url: str, what: str = "the bearer token") -> str | None:
+    """Warn once per host, on one stderr line, before ``what`` goes over plain ``http://`` to a
+    host that is not this machine (anyone on the path could read or change it). Returns the
+    warning given, if any."""
+    import ipaddress
+    from urllib.parse import urlsplit
+
+    if not url.startswith("http://"):
+        return None
+    host = (urlsplit(url).hostname or "").lower()
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost" or host.endswith(".localhost")
+    if loopback or host in _WARNED:
+        return None
+    _WARNED.add(host)
+    message = (f"Warning: sending {what} to {host} over plain http://: anyone on the network path can read "
+               "and alter it; use https://")
+    print(message, file=sys.stderr, flush=True)
+    return message
 
 
 # -- the upload ---------------------------------------------------------------------------------
@@ -342,6 +369,7 @@ def score(url: str, source, output, token: str, *, retries: int = DEFAULT_RETRIE
         OutputError: the output cannot be written.
     """
     endpoint = _base(url) + "/v1/score"
+    plain_http_warning(url)
     upload = _Upload(source)
     own = http is None
     http = http or http_client(timeout, verify, url)
@@ -452,8 +480,9 @@ def fetch_model(url: str, out_dir, *, force: bool = False, timeout: float = DEFA
     from .documents import ModelSpec
 
     own = http is None
-    http = http or http_client(timeout, verify, url)
     base = _base(url)
+    plain_http_warning(url, "requests for the model files (and to trust the answers)")
+    http = http or http_client(timeout, verify, url)
     out = Path(out_dir)
     try:
         desc = model_description(base, http=http)

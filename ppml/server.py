@@ -10,12 +10,30 @@ re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.sco
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Iterable, Iterator
 
-from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters
-from .errors import DocumentError, KeyMismatchError
+from .documents import FEATURES_FORMAT, Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters, check_count
+from .errors import DocumentError, KeyMismatchError, PpmlError
 from .paillier import score_packed
+from .paillier.keys import PublicKey
 from .parallel import Recipe, ordered_map
+from .streams import DocumentReader, Field, Limits, batch_bytes_for
+
+#: Largest customer key scored by default (``--max-key-bits``): one ``r^n`` grows with the cube
+#: of the key size, so a 16,384-bit key costs 70 times a 3,072-bit one per answer ciphertext.
+DEFAULT_MAX_KEY_BITS = 4096
+#: Largest record id integer: ids are signed 64-bit integers or non-empty strings.
+ID_RANGE = (-2 ** 63, 2 ** 63 - 1)
+#: Longest string id, in characters.
+MAX_ID_CHARS = 256
+#: Modulus-proof values a public key carries (w, 8 n-th roots, 128 fourth roots; each below n).
+PROOF_VALUES = 137
+
+
+class Incompatible(DocumentError):
+    """A well-formed document made for another codec or other features than the model's (the
+    service answers 409, like a document for another model)."""
 
 
 def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
@@ -25,9 +43,9 @@ def check_compatible(doc: EncryptedFeatures, params: ModelParameters) -> None:
         raise KeyMismatchError(f"encrypted for model {doc.model_fingerprint[:19]}…, but this server runs "
                                f"model {spec.fingerprint[:19]}…")
     if doc.codec != spec.codec:
-        raise DocumentError(f"codec {doc.codec.to_dict()} differs from the model's {spec.codec.to_dict()}")
+        raise Incompatible(f"codec {doc.codec.to_dict()} differs from the model's {spec.codec.to_dict()}")
     if doc.features != spec.features:
-        raise DocumentError("feature names differ from the model's")
+        raise Incompatible("feature names differ from the model's")
 
 
 def predictions_header(doc: EncryptedFeatures, params: ModelParameters) -> EncryptedPredictions:
@@ -92,3 +110,97 @@ def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: Model
     if pool is None:
         return ordered_map(score_batch, batches, recipe, workers, scheduler)
     return ordered_map(_score_pooled, _with_noises(batches, pool, len(state[2])), recipe, workers, scheduler)
+
+
+def features_limits(params: ModelParameters, max_key_bits: int = DEFAULT_MAX_KEY_BITS,
+                    batch_bytes: int | None = None) -> Limits:
+    """What a features document for this model may make a reader hold: each header field has
+    a cap computed from the largest key accepted and the model's feature names (any other field
+    is refused), each batch one from the document's own key and slots."""
+    key_hex = -(-max_key_bits // 4)
+    names = len(json.dumps(params.spec.features, ensure_ascii=True))
+    scalar, fingerprint = Field(256, 0), Field(256, 0)
+    fields = {
+        "format": scalar, "version": scalar, "key_fingerprint": fingerprint, "model_fingerprint": fingerprint,
+        # n, h_s (< n²), the modulus proof's values, and room for the other members.
+        "public_key": Field(4096 + 3 * key_hex + PROOF_VALUES * (key_hex + 4), 3),
+        "codec": Field(4096, 1), "slots": scalar, "features": Field(2 * names + 1024, 1),
+        "records": scalar, "layout": scalar,
+    }
+    return Limits(header_bytes=sum(f.bytes for f in fields.values()), batch_bytes=batch_bytes, fields=fields,
+                  format=FEATURES_FORMAT)
+
+
+def check_key_bits(header: dict, max_key_bits: int) -> None:
+    """Refuse a key over ``max_key_bits`` from its text alone, before any arithmetic on it."""
+    key = header.get("public_key") if isinstance(header, dict) else None
+    n = key.get("n") if isinstance(key, dict) else None
+    if isinstance(n, str):
+        bits = 4 * len(n.lstrip("0"))
+        if bits - 3 > max_key_bits:
+            raise DocumentError(f"public_key: a key of about {bits:,} bits is larger than this server's limit "
+                                f"of {max_key_bits:,} bits")
+
+
+def check_key(public: PublicKey) -> None:
+    """The expensive check of a customer's key, the one place it is made before scoring: the
+    key's modulus proof must verify (:func:`ppml.paillier.proof.require_proven`; about 0.1 s at
+    3072 bits, then remembered for the process). ``h_s`` is not checked: the server never uses
+    it (its own ``r^n`` re-randomizes every answer), and the customer checks its own."""
+    from .paillier.proof import require_proven
+
+    require_proven(public)
+
+
+def verify_key(d, allow_weak: bool) -> str:
+    """The key as the document holds it, parsed and through :func:`check_key`; its fingerprint
+    if it passes (the service runs this in a process of its own and remembers the answer)."""
+    try:
+        public = PublicKey.from_dict(d, allow_weak)
+    except PpmlError as e:
+        raise DocumentError(f"public_key: {e.message}") from None
+    check_key(public)
+    return public.fingerprint
+
+
+class ScoreSession:
+    """One features document being scored, for the score stage and the service alike: the
+    header read and checked against the model, then its batches parsed and checked one by one
+    (record ids unique within the document), and the record count checked at the end.
+
+    The caller checks the key (:func:`check_key`) between opening the session and scoring."""
+
+    def __init__(self, reader: DocumentReader, params: ModelParameters, *, allow_weak: bool = False,
+                 max_key_bits: int = DEFAULT_MAX_KEY_BITS):
+        self.reader = reader
+        check_key_bits(reader.header, max_key_bits)
+        self.doc = EncryptedFeatures.parse_header(reader.header, allow_weak=allow_weak)
+        check_compatible(self.doc, params)
+        reader.batch_limit = reader.limits.batch_bytes or batch_bytes_for(
+            self.doc.public_key.bits, len(self.doc.features), self.doc.slots)
+        self.answer = predictions_header(self.doc, params)
+        self.state = scoring_state(self.doc, params)
+        self.batches = self.records = 0
+        self._seen: set = set()
+
+    def parsed(self) -> Iterator[Batch]:
+        """The document's batches, each checked; the count is checked after the last one."""
+        for raw in self.reader.batches():
+            batch = self.doc.parse_batch(raw, self.batches)
+            self._check_ids(batch.ids)
+            self.batches += 1
+            self.records += len(batch.ids)
+            yield batch
+        check_count(self.reader.declared_records, self.batches, self.records)
+
+    def _check_ids(self, ids: list) -> None:
+        for i in ids:
+            if isinstance(i, int) and not ID_RANGE[0] <= i <= ID_RANGE[1]:
+                raise DocumentError(f"batch {self.batches}: record id {i} is not a signed 64-bit integer")
+            if isinstance(i, str) and not 0 < len(i) <= MAX_ID_CHARS:
+                raise DocumentError(f"batch {self.batches}: a record id string must have 1 to {MAX_ID_CHARS} "
+                                    "characters")
+            tag = hash((isinstance(i, str), i))  # a hash, not the id: bounded memory per record
+            if tag in self._seen:
+                raise DocumentError(f"batch {self.batches}: record id {i!r:.40} appears twice in the document")
+            self._seen.add(tag)

@@ -19,10 +19,9 @@ from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
 
 from . import customer, files, pools, server
-from .documents import EncryptedFeatures, EncryptedPredictions, ModelParameters, ModelSpec, check_count
+from .documents import EncryptedPredictions, ModelParameters, ModelSpec, check_count
 from .display import csv_field, prediction_text
 from .errors import OutputError, PpmlError
-from .paillier.proof import require_proven
 from .records import CHUNK_BATCHES, iter_record_chunks, sample_records
 from .streams import DocumentReader, DocumentWriter, Limits, batch_bytes_for
 
@@ -222,36 +221,28 @@ def encrypt(records, output, *, spec: ModelSpec, col_tnf, keys: CustomerKeys, wo
 
 
 def score(encrypted, output, *, params: ModelParameters, workers: int = 1, scheduler=None,
-          allow_weak: bool = False, limits: Limits = Limits(), protected: Sequence[tuple] = (),
-          watch: Watch = Watch(), pools_dir=None) -> Outcome:
+          allow_weak: bool = False, max_key_bits: int = server.DEFAULT_MAX_KEY_BITS, limits: Limits = Limits(),
+          protected: Sequence[tuple] = (), watch: Watch = Watch(), pools_dir=None) -> Outcome:
     """An encrypted-features document → the encrypted-predictions document, with the public
     key the document carries and the company's weights (and the ``r^n`` pool for that key in
-    ``pools_dir``, if there is one)."""
+    ``pools_dir``, if there is one), through the session the service uses too."""
     source = files.display_name(encrypted)
     with watch.step("read"):
-        reader = DocumentReader(encrypted, limits)
         try:
-            doc = EncryptedFeatures.parse_header(reader.header, allow_weak=allow_weak)
-            server.check_compatible(doc, params)
-            require_proven(doc.public_key)  # nothing is computed with an unproven modulus
+            reader = DocumentReader(encrypted, server.features_limits(params, max_key_bits, limits.batch_bytes))
+            session = server.ScoreSession(reader, params, allow_weak=allow_weak, max_key_bits=max_key_bits)
+            server.check_key(session.doc.public_key)  # nothing is computed with an unproven modulus
         except PpmlError as e:
             raise e.with_source(source)
         guard_output(output, [encrypted], protected)
-        reader.batch_limit = limits.batch_bytes or batch_bytes_for(doc.public_key.bits, len(doc.features), doc.slots)
-        raw = with_source(reader.batches(), source)
-        peek = list(itertools.islice(raw, workers))  # fewer batches than workers: fewer processes
-    parsed = with_source((doc.parse_batch(b, i) for i, b in enumerate(itertools.chain(peek, raw))), source)
-    answer = server.predictions_header(doc, params)
-    with watch.step("score"), DocumentWriter(output, answer.header()) as writer:
-        pool = pools.server_pool(pools_dir, doc.public_key) if pools_dir is not None else None
-        for batch in server.score_stream(doc, parsed, params, max(1, len(peek)), scheduler,
-                                         pool if pool is not None and pool.exists() else None):
-            writer.write(answer.batch_dict(batch), len(batch.ids))
+        parsed = with_source(session.parsed(), source)
+        peek = list(itertools.islice(parsed, workers))  # fewer batches than workers: fewer processes
+    with watch.step("score"), DocumentWriter(output, session.answer.header()) as writer:
+        pool = pools.server_pool(pools_dir, session.doc.public_key) if pools_dir is not None else None
+        for batch in server.score_stream(session.doc, itertools.chain(peek, parsed), params, max(1, len(peek)),
+                                         scheduler, pool if pool is not None and pool.exists() else None):
+            writer.write(session.answer.batch_dict(batch), len(batch.ids))
             watch.advance(len(batch.ids))
-        try:
-            check_count(reader.declared_records, writer.batches, writer.records)
-        except PpmlError as e:
-            raise e.with_source(source)
     return Outcome(writer.records, writer.batches, output)
 
 

@@ -12,10 +12,12 @@ from .common import keys_option, quiet_option, reports_errors, say, weak_key_opt
 @click.command("portal", context_settings={"help_option_names": ["-h", "--help"]},
                epilog="""\b
 Example:
-  python -m ppml portal --server http://host:8000 --token-file token.txt
+  python -m ppml portal --server https://host:8443 --token-file token.txt
   # then open http://127.0.0.1:8501/ in a browser""")
 @click.option("--server", required=True, metavar="URL",
-              help="The company's service (its base URL, as for `request`), e.g. http://host:8000.")
+              help="The company's service (its base URL, as for `request`), e.g. https://host:8443.")
+@click.option("--cacert", default=None, metavar="FILE", type=click.Path(dir_okay=False, exists=True),
+              help="Trust this CA certificate (PEM) for an https:// --server, e.g. a self-signed one.")
 @click.option("--token-file", default=None, metavar="FILE", type=click.Path(dir_okay=False),
               help="File holding the bearer token (mode 0600; default: $PPML_TOKEN).")
 @keys_option
@@ -32,7 +34,7 @@ Example:
 @weak_key_option
 @quiet_option
 @reports_errors
-def portal_command(server, token_file, keys_dir, key_size, model_dir, host, port, allow_weak_key, quiet):
+def portal_command(server, cacert, token_file, keys_dir, key_size, model_dir, host, port, allow_weak_key, quiet):
     """A web page for predictions: a form for one record, an upload for a CSV of them.
 
     The portal runs on the customer's machine. It encrypts with the customer's key (created in
@@ -53,6 +55,7 @@ def portal_command(server, token_file, keys_dir, key_size, model_dir, host, port
     except ImportError:
         raise click.ClickException("the portal needs its extra: pip install 'ppml[portal]'") from None
     token = client.read_token(token_file)
+    client.plain_http_warning(server)  # before anything, the token included, goes to the server
     store = KeyStore(keys_dir)
     existing = store.load_public(allow_weak_key) if store.exists() else None
     if existing is not None and key_size is not None and key_size != existing.bits:
@@ -65,7 +68,7 @@ def portal_command(server, token_file, keys_dir, key_size, model_dir, host, port
     if host not in LOOPBACK_NAMES:
         say(False, f"Warning: listening on {host}: anyone who can reach it can use your key and your quota.")
     with contextlib.ExitStack() as stack:
-        http = stack.enter_context(client.http_client(url=server))
+        http = stack.enter_context(client.http_client(verify=cacert if cacert else True, url=server))
         if model_dir is None:
             model_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="ppml-portal-model-"))
             client.fetch_model(server, model_dir, http=http)

@@ -21,9 +21,9 @@ def _timeout_option(f):
 @click.command("request", context_settings={"help_option_names": ["-h", "--help"]},
                epilog="""\b
 Examples:
-  python -m ppml request http://host:8000 Encrypted_Data/data.json -o Encrypted_Predicted_value/answer.json \\
+  python -m ppml request https://host:8443 Encrypted_Data/data.json -o Encrypted_Predicted_value/answer.json \\
       --token-file token.txt
-  CustomerEncrypts.py x.csv -o - | python -m ppml request http://host:8000 - -o - |
+  CustomerEncrypts.py x.csv -o - | python -m ppml request https://host:8443 - -o - |
       CustomerDecrypts.py - -o preds.csv""")
 @click.argument("url")
 @click.argument("encrypted", required=False, default="Encrypted_Data/data.json", metavar="[ENCRYPTED]")
@@ -41,7 +41,9 @@ Examples:
 def request_command(url, encrypted, output, token_file, retries, timeout, cacert, quiet):
     """Have the service at URL score an encrypted-features document.
 
-    URL is the service's base (http://host:8000); ENCRYPTED a features document from
+    URL is the service's base (https://host:8443; plain http:// only to this machine: a token
+    sent over it to another host is readable on the way, and a one-line warning says so);
+    ENCRYPTED a features document from
     CustomerEncrypts.py (default Encrypted_Data/data.json), - for stdin. The document streams
     up and the predictions stream down, in the document's layout (JSON or JSON Lines), ready
     for CustomerDecrypts.py. An answer for another key or model, or whose ids, batch sizes or

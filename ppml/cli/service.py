@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..server import DEFAULT_MAX_KEY_BITS
 from .common import quiet_option, reports_errors, say, scheduler_option, weak_key_option, workers_option
 
 
@@ -17,11 +18,14 @@ def db_option(f):
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"]},
                epilog="""\b
-Example:
+Examples:
   python -m ppml clients add acme --quota 100000      # prints acme's token
-  python -m ppml serve --host 0.0.0.0 --port 8000 --audit-log audit.jsonl
+  # on this machine only, behind a TLS reverse proxy (docs/deployment.md):
+  python -m ppml serve --port 8000 --audit-log audit.jsonl
+  # or HTTPS directly:
+  python -m ppml serve --host 0.0.0.0 --port 8443 --tls-cert cert.pem --tls-key key.pem
   curl -H "Authorization: Bearer $TOKEN" -H "Content-Type: application/json" \\
-       --data-binary @Encrypted_Data/data.json http://host:8000/v1/score -o answer.json""")
+       --data-binary @Encrypted_Data/data.json https://host:8443/v1/score -o answer.json""")
 @click.option("--model", "model_dir", default=None, type=click.Path(file_okay=False),
               help="A trained model folder: scores with its Encrypted_ModelParameters/ and publishes "
                    "its col_tnf.pkl (default: the current folder). Not together with --params.")
@@ -44,11 +48,28 @@ Example:
               help="Serve HTTPS with this certificate (PEM; with --tls-key).")
 @click.option("--tls-key", default=None, metavar="FILE", type=click.Path(dir_okay=False, exists=True),
               help="The certificate's private key (PEM).")
+@click.option("--max-key-bits", default=DEFAULT_MAX_KEY_BITS, show_default=True, type=click.IntRange(2048, 16384),
+              help="Largest customer key scored, in bits (400 beyond): the work per answer grows with the "
+                   "cube of the key size.")
+@click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1, 1 << 20),
+              help="Open connections at most (lowered to fit the file-descriptor limit); more get 503.")
+@click.option("--per-client", default=4, show_default=True, type=click.IntRange(1, 10_000),
+              help="Requests one client (token) may have open at once; more get 503.")
+@click.option("--head-timeout", default=10.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds a client has to send a request's line and headers (408 after).")
+@click.option("--keep-alive", default=5.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds an idle kept-alive connection stays open.")
+@click.option("--idle-timeout", default=30.0, show_default=True, type=click.FloatRange(0.1, 3600),
+              help="Seconds without a byte of an upload, or without progress sending an answer (408 / cut).")
+@click.option("--metrics-token", default=None, envvar="PPML_METRICS_TOKEN", metavar="TOKEN",
+              help="Require this bearer token on /metrics (default $PPML_METRICS_TOKEN; unset: /metrics is open, "
+                   "so keep it off the public network).")
 @weak_key_option
 @quiet_option
 @reports_errors
 def serve_command(model_dir, params_dir, host, port, workers, db_path, audit_log, max_body_mb, queue, scheduler,
-                  tls_cert, tls_key, allow_weak_key, quiet):
+                  tls_cert, tls_key, max_key_bits, max_connections, per_client, head_timeout, keep_alive,
+                  idle_timeout, metrics_token, allow_weak_key, quiet):
     """Offer the company's model as a prediction service over HTTP(S).
 
     Customers POST encrypted-features documents to /v1/score with a bearer token (see
@@ -61,6 +82,7 @@ def serve_command(model_dir, params_dir, host, port, workers, db_path, audit_log
     from .. import artifacts
     from ..service.app import Settings, create_app
     from ..service.clients import ClientDB, default_db_path
+    from ..service.connections import connection_cap, guarded_protocol
 
     try:
         import uvicorn
@@ -76,12 +98,14 @@ def serve_command(model_dir, params_dir, host, port, workers, db_path, audit_log
     params = artifacts.load_parameters(params_dir)
     db = ClientDB(db_path or default_db_path())
     settings = Settings(workers=workers, scheduler=scheduler, max_body_bytes=max_body_mb << 20,
-                        allow_weak_key=allow_weak_key, queue=queue)
+                        allow_weak_key=allow_weak_key, queue=queue, max_key_bits=max_key_bits, per_client=per_client,
+                        idle_timeout=idle_timeout, metrics_token=metrics_token)
     app = create_app(params, db=db, settings=settings, model_dir=model_dir, audit_log=audit_log)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning" if quiet else "info",
                             access_log=False, server_header=False, lifespan="on",
                             ssl_certfile=tls_cert, ssl_keyfile=tls_key, timeout_graceful_shutdown=15,
-                            timeout_keep_alive=5)
+                            timeout_keep_alive=keep_alive,
+                            http=guarded_protocol(connection_cap(max_connections), head_timeout))
     say(quiet, f"Serving model {params.spec.fingerprint[:23]}… with "
                f"{'the Dask cluster ' + scheduler if scheduler else f'{workers} scoring process(es)'}; "
                f"clients in {db.path}" + (f", audit log {audit_log}" if audit_log else ""))

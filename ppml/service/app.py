@@ -3,25 +3,31 @@
 Routes:
 
 * ``POST /v1/score`` — a features document in, its predictions document out, streamed batch
-  by batch in the request's layout (see :mod:`ppml.service.wire`). Bearer token required.
+  by batch in the layout of the request body. Bearer token required.
 * ``GET /v1/model`` — the model's public description; ``GET /v1/model/<file>`` the public files
   (``Model.json``, ``col_tnf.pkl``) — nothing else, whatever the path says.
-* ``GET /v1/schema/`` and ``/v1/schema/<name>.json`` — the JSON Schemas of the documents.
-* ``GET /healthz``, ``GET /metrics``.
+* ``GET /v1/schema/`` (an index) and ``/v1/schema/<name>.json`` — the JSON Schemas of the
+  documents; ``GET /v1/openapi.json`` — the OpenAPI 3.1 description built from them.
+* ``GET /healthz``, ``GET /metrics`` (with ``--metrics-token``, only with that bearer token).
 
-Errors are ``{"error": "…"}`` with 400 (malformed document), 401 (no or unknown token), 404,
-408 (upload stalled), 409 (another model or codec), 413 (body too large), 415 (not JSON),
-429 (daily quota; ``Retry-After``) or 503 (saturated; ``Retry-After``). Once an answer has
-started (status 200), a failure can only cut it short: the service then ends it with a line
-``{"error": "…"}`` instead of its end, which every reader refuses as incomplete.
+Every status is in :data:`ppml.service.describe.STATUSES`; errors are ``{"error": "…"}``. Once an answer has
+started (status 200), a failure can only cut it short: the service first delivers every batch
+already scored, then ends the answer with a line ``{"error": "…"}`` instead of its end, which
+every reader refuses as incomplete.
 
-Like ``ServerModelRun.py``, nothing here imports pandas, scikit-learn or numpy.
+The body is read by :class:`ppml.streams.DocumentReader` in a thread (see
+:mod:`ppml.service.body`) and scored through :class:`ppml.server.ScoreSession`: the same
+reader and session as the score stage. Like ``ServerModelRun.py``, nothing here imports
+pandas, scikit-learn or numpy.
 """
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import hashlib
+import hmac
+import itertools
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -34,14 +40,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import artifacts, files, server, streams
-from ..documents import EncryptedFeatures, ModelParameters, check_count
-from ..errors import PpmlError
-from . import wire
+from ..documents import ModelParameters
+from ..errors import DocumentError, KeyMismatchError, PpmlError
+from .body import BodyTimeout, BodyTooLarge, ClientGone, RequestBody
+from .describe import API, openapi, schema_index
 from .clients import ClientDB, seconds_until_tomorrow, today
+from .keys import KeyBudgetSpent, KeyChecks
 from .observe import AuditLog, Metrics, scrub
 from .pool import NoiseReserve, ScoringPool
 
-API = "/v1"
 #: Batches read, validated and charged before the answer starts: a document of up to this many
 #: batches is refused whole (400, 409, 429) or answered whole.
 PEEK_BATCHES = 64
@@ -64,16 +71,25 @@ class Settings:
     scheduler: str | None = None
     max_body_bytes: int = 256 << 20
     allow_weak_key: bool = False
+    #: Largest customer key scored (bits).
+    max_key_bits: int = server.DEFAULT_MAX_KEY_BITS
     #: Requests scored at once (each keeps ``2 × workers`` batches in the pool); default 2 × workers.
     active: int | None = None
-    #: Requests that may wait for a turn beyond those; more get 503.
+    #: Requests that may be read or wait for a turn beyond those; more get 503.
     queue: int = 16
+    #: Requests one client may have open at once; more get 503.
+    per_client: int = 4
     #: Seconds a request may wait for its turn before 503.
     queue_timeout: float = 30.0
     #: Seconds without a byte from the client (upload) or without progress sending to it.
     idle_timeout: float = 30.0
     #: Seconds an upload may take in all.
     upload_timeout: float = 600.0
+    #: New keys a client may have checked at once, then one per ``key_check_seconds``.
+    key_checks: int = 8
+    key_check_seconds: float = 60.0
+    #: Bearer token /metrics requires (None: open).
+    metrics_token: str | None = None
 
 
 class PublicModel:
@@ -89,17 +105,19 @@ class PublicModel:
             data = files.read_bytes(model_dir / artifacts.COL_TNF)
             self.files[artifacts.COL_TNF] = (data, PUBLIC_FILES[artifacts.COL_TNF])
 
-    def description(self, base: str) -> dict:
+    def description(self) -> dict:
+        """The description; its URLs are absolute paths (no scheme or host: nothing a request
+        says, such as its Host header, is reflected)."""
         spec = self.spec.to_dict()
         return {
             "format": "ppml.model-description", "version": 1,
             "model_fingerprint": self.spec.fingerprint,
             "model": spec,
-            "files": {name: {"url": f"{base}{API}/model/{name}", "path": path, "bytes": len(data),
+            "files": {name: {"url": f"{API}/model/{name}", "path": path, "bytes": len(data),
                              "sha256": hashlib.sha256(data).hexdigest()}
                       for name, (data, path) in self.files.items()},
-            "score": f"{base}{API}/score",
-            "schemas": f"{base}{API}/schema/",
+            "score": f"{API}/score",
+            "schemas": f"{API}/schema/",
         }
 
 
@@ -111,29 +129,37 @@ class _Refused(Exception):
         self.status, self.message, self.headers = status, message, headers or {}
 
 
-class _ClientGone(Exception):
-    pass
+def _refusal(error: PpmlError) -> _Refused:
+    if isinstance(error, BodyTooLarge):
+        return _Refused(413, error.message)
+    if isinstance(error, BodyTimeout):
+        return _Refused(408, error.message)
+    if isinstance(error, KeyBudgetSpent):
+        return _Refused(429, error.message, {"Retry-After": str(error.retry_after)})
+    if isinstance(error, (KeyMismatchError, server.Incompatible)):
+        return _Refused(409, error.message)
+    return _Refused(400, error.message)
 
 
-def _status_of(error: Exception) -> int:
-    if isinstance(error, wire.BodyTooLarge):
-        return 413
-    if isinstance(error, wire.BodyTimeout):
-        return 408
-    return 400
+def _busy(message: str = "the service is saturated; retry later") -> _Refused:
+    return _Refused(503, message, {"Retry-After": "1"})
 
 
 class Service:
-    """State shared by the routes: model, pool, clients, metrics, audit log, admission."""
+    """State shared by the routes: model, pool, key checks, clients, metrics, audit log, admission."""
 
     def __init__(self, params: ModelParameters, db: ClientDB, settings: Settings, public: PublicModel,
                  audit: AuditLog):
         self.params, self.db, self.settings, self.public, self.audit = params, db, settings, public, audit
         self.pool = ScoringPool(settings.workers, settings.scheduler)
+        self.keys = KeyChecks(settings.allow_weak_key, settings.key_checks, settings.key_check_seconds)
+        self.limits = server.features_limits(params, settings.max_key_bits)
         self.noise = NoiseReserve()
         self.metrics = Metrics()
         self.ready = False
         self.admitted = 0
+        self.per_client: dict = {}  # client id → requests open
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
         # Made at start-up, in the event loop, once the number of active requests is known.
         self._turns: asyncio.Semaphore
         self._idle: asyncio.Event
@@ -147,7 +173,12 @@ class Service:
 
     async def start(self) -> None:
         await self.pool.start()
+        await self.keys.start()
         self._turns = asyncio.Semaphore(self.active)
+        # One reader thread per admitted request: a reader waiting for a slow client blocks
+        # only its own thread.
+        self._readers = concurrent.futures.ThreadPoolExecutor(self.active + self.settings.queue,
+                                                              thread_name_prefix="ppml-reader")
         self._idle, self._wanted = asyncio.Event(), asyncio.Event()
         self._idle.set()
         self._refill_task = asyncio.ensure_future(self._refill())
@@ -160,7 +191,14 @@ class Service:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refill_task
         await self.pool.close()
+        await self.keys.close()
+        if self._readers is not None:
+            self._readers.shutdown(wait=False, cancel_futures=True)
         self.audit.close()
+
+    async def _read(self, fn, *args):
+        """``fn(*args)`` on a reader thread (it may wait for the client's bytes)."""
+        return await asyncio.get_running_loop().run_in_executor(self._readers, fn, *args)
 
     # -- POST /v1/score ------------------------------------------------------------------------
     async def score(self, scope, receive, send) -> None:
@@ -170,7 +208,7 @@ class Service:
         self.metrics.in_flight.inc()
         try:
             status = await self._score(scope, receive, send, log)
-        except _ClientGone:
+        except ClientGone:
             status = 499  # the client closed the connection (nginx's convention)
             log["error"] = "client disconnected"
         finally:
@@ -200,25 +238,23 @@ class Service:
                 raise _Refused(413, f"request body is larger than the server's limit of "
                                     f"{self.settings.max_body_bytes:,} bytes")
             if not self.ready:
-                raise _Refused(503, "the service is starting or stopping", {"Retry-After": "1"})
+                raise _busy("the service is stopping")
             if self.admitted >= self.active + self.settings.queue:
-                raise _Refused(503, "the service is saturated; retry later", {"Retry-After": "1"})
+                raise _busy()
+            if self.per_client.get(client.id, 0) >= self.settings.per_client:
+                raise _busy(f"this client has {self.settings.per_client} requests open already; retry later")
         except _Refused as r:
             return await _send_error(send, r, log)
         self.admitted += 1
+        self.per_client[client.id] = self.per_client.get(client.id, 0) + 1
         self._idle.clear()
         try:
-            try:
-                await asyncio.wait_for(self._turns.acquire(), self.settings.queue_timeout)
-            except asyncio.TimeoutError:
-                return await _send_error(send, _Refused(503, "the service is saturated; retry later",
-                                                        {"Retry-After": "1"}), log)
-            try:
-                return await self._answer(client, receive, send, log)
-            finally:
-                self._turns.release()
+            return await self._answer(client, receive, send, log)
         finally:
             self.admitted -= 1
+            self.per_client[client.id] -= 1
+            if not self.per_client[client.id]:
+                del self.per_client[client.id]
             if not self.admitted:
                 self._idle.set()
 
@@ -240,87 +276,95 @@ class Service:
                 continue
             self.noise.put(public, value)
 
+    async def _open(self, body: RequestBody, client) -> server.ScoreSession:
+        """The document's header read and checked: key size, the key's expensive checks (in
+        their own process, cached, on the client's budget), the model."""
+        reader = await self._read(streams.DocumentReader, body, self.limits, body.name)
+        header = reader.header
+        server.check_key_bits(header, self.settings.max_key_bits)
+        if isinstance(header, dict) and header.get("format") == server.FEATURES_FORMAT:
+            await self.keys.check(client.id, header.get("public_key"))
+        return await self._read(lambda: server.ScoreSession(
+            reader, self.params, allow_weak=self.settings.allow_weak_key, max_key_bits=self.settings.max_key_bits))
+
     async def _answer(self, client, receive, send, log) -> int:
         day = today()
         reserved = delivered = 0
         loop = asyncio.get_running_loop()
-        reader = wire.BodyReader(_body(receive), self.settings.max_body_bytes, self.settings.idle_timeout,
-                                 loop.time() + self.settings.upload_timeout)
-        started = False
+        body = RequestBody(receive, loop, self.settings.max_body_bytes, self.settings.idle_timeout,
+                           loop.time() + self.settings.upload_timeout)
+        started = turn = jsonl = False
         pending: deque = deque()
         watch: list = []  # once the body is read: a task that completes if the client goes away
         try:
-            # Header, compatibility, the first batches and the quota: all before the answer starts.
+            # Header, key, model, the first batches and the quota: all before the answer starts.
             try:
-                doc, jsonl = await self._header(reader)
-                batches = reader.batches().__aiter__()
-                peek: list = []
-                complete = False
-                while len(peek) < PEEK_BATCHES:
-                    try:
-                        raw = await batches.__anext__()
-                    except StopAsyncIteration:
-                        complete = True
-                        break
-                    peek.append(doc.parse_batch(raw, len(peek)))
+                session = await self._open(body, client)
+                parsed = session.parsed()
+                peek, complete = await self._read(_take, parsed, PEEK_BATCHES)
                 records = sum(len(b.ids) for b in peek)
-                if complete:
-                    check_count(reader.declared_records, len(peek), records)
                 if records and not await asyncio.to_thread(self.db.reserve, client, records, day):
-                    raise _Refused(429, f"daily quota of {client.quota:,} records exceeded; this request "
-                                        f"needs {records:,}{'' if complete else ' or more'}",
+                    left = await asyncio.to_thread(self.db.left, client, day)
+                    raise _Refused(429, f"daily quota of {client.quota:,} records exceeded: {left:,} left today, "
+                                        f"this request needs {records:,}{'' if complete else ' or more'}",
                                    {"Retry-After": str(seconds_until_tomorrow())})
                 reserved = records
             except PpmlError as e:
-                raise _Refused(_status_of(e), e.message) from None
-            state = server.scoring_state(doc, self.params)
-            outputs = len(state[2])
+                raise _refusal(e) from None
+            try:
+                await asyncio.wait_for(self._turns.acquire(), self.settings.queue_timeout)
+            except asyncio.TimeoutError:
+                raise _busy() from None
+            turn = True
+            doc, answer, jsonl = session.doc, session.answer, session.reader.jsonl
             self.noise.note(doc.public_key)
             self._wanted.set()
-            answer = server.predictions_header(doc, self.params)
             media = "application/x-ndjson" if jsonl else JSON_TYPE
+            # The body's layout decides the answer's (Content-Type only has to say JSON).
             await send({"type": "http.response.start", "status": 200,
                         "headers": [(b"content-type", media.encode()), (b"cache-control", b"no-store")]})
             started = True
             log["bytes_out"] += await self._send(send, streams.header_text(answer.header(), jsonl))
             window = 2 * self.pool.workers
+            outputs = len(session.state[2])
+            index = 0
+            failure = None
 
-            async def parsed():
+            async def batches():
+                """The peeked batches, then the rest as they are read, each charged first."""
                 nonlocal reserved
-                if complete:
-                    watch.append(asyncio.ensure_future(receive()))
                 for b in peek:
                     yield b
-                if complete:
-                    return
-                index = len(peek)
-                async for raw in batches:
-                    batch = doc.parse_batch(raw, index)
-                    index += 1
+                while not complete:
+                    batch = await self._read(next, parsed, None)
+                    if batch is None:
+                        break
                     need = len(batch.ids)
                     if reserved - delivered - _in_flight(pending) < need:
-                        ok = await asyncio.to_thread(self.db.reserve, client, max(need, doc.slots * PEEK_BATCHES), day)
-                        if ok:
-                            reserved += max(need, doc.slots * PEEK_BATCHES)
+                        ahead = max(need, doc.slots * PEEK_BATCHES)
+                        if await asyncio.to_thread(self.db.reserve, client, ahead, day):
+                            reserved += ahead
                         elif await asyncio.to_thread(self.db.reserve, client, need, day):
                             reserved += need
                         else:
-                            raise PpmlError(f"daily quota of {client.quota:,} records reached; the answer "
-                                            f"was cut after {delivered + _in_flight(pending):,} records")
+                            raise DocumentError(f"daily quota of {client.quota:,} records reached")
                     yield batch
                 watch.append(asyncio.ensure_future(receive()))
 
-            index = 0
-            total_records = 0
-            async for batch in parsed():
-                total_records += len(batch.ids)
-                noises = self.noise.take(doc.public_key, outputs)
-                pending.append((len(batch.ids), asyncio.ensure_future(self.pool.score(state, batch, noises))))
-                while len(pending) >= window or pending and pending[0][1].done():
-                    index, delivered = await self._deliver(send, pending, answer, jsonl, index, delivered, log, watch)
+            try:
+                async for batch in batches():
+                    noises = self.noise.take(doc.public_key, outputs)
+                    scored = asyncio.ensure_future(self.pool.score(session.state, batch, noises))
+                    pending.append((len(batch.ids), scored))
+                    while len(pending) >= window or pending and pending[0][1].done():
+                        index, delivered = await self._deliver(send, pending, answer, jsonl, index, delivered, log,
+                                                               watch)
+            except PpmlError as e:  # a bad batch or the quota: what was scored before it is still delivered
+                failure = e
             while pending:
                 index, delivered = await self._deliver(send, pending, answer, jsonl, index, delivered, log, watch)
-            check_count(reader.declared_records, index, total_records)
+            if failure is not None:
+                raise failure
             log["bytes_out"] += await self._send(send, streams.end_text(delivered, index, jsonl), more=False)
             self.metrics.records.inc(delivered)
             self.metrics.batches.inc(index)
@@ -332,35 +376,31 @@ class Service:
         except (PpmlError, asyncio.TimeoutError) as e:
             message = e.message if isinstance(e, PpmlError) else "the client stopped reading the answer"
             if not started:
-                return await _send_error(send, _Refused(_status_of(e), message), log)
+                return await _send_error(send, _refusal(e) if isinstance(e, PpmlError) else _Refused(408, message), log)
+            message = f"{message}; the answer was cut after {delivered:,} records"
             log["error"] = message
             with contextlib.suppress(Exception):
-                await self._send(send, b"\n" + files.dump_json({"error": scrub(message)}).encode(), more=False)
+                line = files.dump_json({"error": scrub(message)}).encode()  # one line, newline-terminated
+                await self._send(send, line if jsonl else b"\n" + line, more=False)
             return 200
         finally:
+            body.closed = True
+            if turn:
+                self._turns.release()
             for _, future in pending:
                 future.cancel()
             for task in watch:
                 task.cancel()
-            log["bytes_in"] = reader.bytes_in
+            log["bytes_in"] = body.bytes_in
             log["records"] = delivered
             if reserved:
                 await asyncio.to_thread(self.db.settle, client, day, reserved, delivered)
-
-    async def _header(self, reader: wire.BodyReader):
-        header = await reader.header()
-        doc = EncryptedFeatures.parse_header(header, allow_weak=self.settings.allow_weak_key)
-        try:
-            server.check_compatible(doc, self.params)
-        except PpmlError as e:
-            raise _Refused(409, e.message) from None
-        return doc, reader.jsonl
 
     async def _deliver(self, send, pending, answer, jsonl, index, delivered, log, watch):
         count, future = pending.popleft()
         batch = await future
         if watch and watch[0].done():  # http.disconnect: nobody is reading any more
-            raise _ClientGone()
+            raise ClientGone()
         log["bytes_out"] += await self._send(send, streams.batch_text(answer.batch_dict(batch), index, jsonl))
         log["batches"] = index + 1
         return index + 1, delivered + count
@@ -369,6 +409,12 @@ class Service:
         await asyncio.wait_for(send({"type": "http.response.body", "body": data, "more_body": more}),
                                self.settings.idle_timeout)
         return len(data)
+
+
+def _take(iterator, count: int) -> tuple[list, bool]:
+    """Up to ``count`` items of ``iterator``, and whether it ended."""
+    items = list(itertools.islice(iterator, count))
+    return items, len(items) < count
 
 
 def _in_flight(pending) -> int:
@@ -385,18 +431,6 @@ def _bearer(value: str | None) -> str | None:
 def _peer(scope) -> str | None:
     client = scope.get("client")
     return client[0] if client else None
-
-
-async def _body(receive):
-    while True:
-        message = await receive()
-        if message["type"] == "http.request":
-            if message.get("body"):
-                yield message["body"]
-            if not message.get("more_body", False):
-                return
-        elif message["type"] == "http.disconnect":
-            raise _ClientGone()
 
 
 async def _send_error(send, refused: _Refused, log) -> int:
@@ -442,10 +476,16 @@ def create_app(params: ModelParameters, *, db: ClientDB, settings: Settings | No
     async def metrics(request: Request):
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+        wanted = settings.metrics_token
+        given = _bearer(request.headers.get("authorization"))
+        if wanted is not None and not (given and hmac.compare_digest(given.encode(), wanted.encode())):
+            return _error(401, "/metrics needs its bearer token (Authorization: Bearer TOKEN)",
+                          {"WWW-Authenticate": 'Bearer realm="ppml-metrics"'})
+
         return Response(generate_latest(service.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     async def model(request: Request):
-        return JSONResponse(public.description(_base(request)))
+        return JSONResponse(public.description())
 
     async def model_file(request: Request):
         name = request.path_params["name"]
@@ -456,9 +496,11 @@ def create_app(params: ModelParameters, *, db: ClientDB, settings: Settings | No
         return Response(data, media_type=media,
                         headers={"x-content-sha256": hashlib.sha256(data).hexdigest()})
 
-    async def schema_index(request: Request):
-        base = _base(request)
-        return JSONResponse({"schemas": {name: f"{base}{API}/schema/{name}" for name in service.schemas}})
+    async def schemas_route(request: Request):
+        return JSONResponse(schema_index(service.schemas))
+
+    async def openapi_document(request: Request):
+        return JSONResponse(openapi(service.schemas))
 
     async def schema(request: Request):
         name = request.path_params["name"]
@@ -475,9 +517,10 @@ def create_app(params: ModelParameters, *, db: ClientDB, settings: Settings | No
         Route(f"{API}/score", _AsgiEndpoint(service.score), methods=["POST"]),
         Route(f"{API}/model", model),
         Route(API + "/model/{name:path}", model_file),
-        Route(f"{API}/schema", schema_index),
-        Route(f"{API}/schema/", schema_index),
+        Route(f"{API}/schema", schemas_route),
+        Route(f"{API}/schema/", schemas_route),
         Route(API + "/schema/{name:path}", schema),
+        Route(f"{API}/openapi.json", openapi_document),
     ]
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={404: not_found, 405: not_found})
@@ -490,7 +533,7 @@ class _CountRequests:
     """Request counts and durations for the routes other than /v1/score (which counts itself,
     with its own outcome), labelled by a fixed set of paths so that labels stay bounded."""
 
-    PATHS = ("/healthz", "/metrics", f"{API}/model", f"{API}/schema")
+    PATHS = ("/healthz", "/metrics", f"{API}/model", f"{API}/schema", f"{API}/openapi.json")
 
     def __init__(self, app, metrics: Metrics):
         self.app, self.metrics = app, metrics
@@ -524,6 +567,3 @@ class _AsgiEndpoint:
     async def __call__(self, scope, receive, send):
         await self.handler(scope, receive, send)
 
-
-def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/")

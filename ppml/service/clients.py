@@ -87,7 +87,8 @@ def seconds_until_tomorrow() -> int:
 
 
 class ClientDB:
-    """The clients database at ``path`` (created with its folder on first use)."""
+    """The clients database at ``path`` (created with its folder on first use, readable by its
+    owner only: it holds the token hashes and every client's usage)."""
 
     def __init__(self, path=DEFAULT_DB):
         self.path = Path(path)
@@ -98,6 +99,8 @@ class ClientDB:
     def _connect(self, write: bool = False):
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # new: owner only (SQLite's -wal and -shm files follow)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             db = sqlite3.connect(self.path, timeout=10.0, isolation_level=None)
         except (OSError, sqlite3.Error) as e:
             raise ClientError(f"cannot open the clients database: {e}", str(self.path)) from None
@@ -187,6 +190,15 @@ class ClientDB:
                        "ON CONFLICT (client_id, day) DO UPDATE SET records = records + excluded.records",
                        (client.id, day, records))
         return True
+
+    def left(self, client: Client, day: str) -> int | None:
+        """Records the client may still have scored on ``day`` (None: unlimited)."""
+        with self._connect() as db:
+            quota = db.execute("SELECT quota FROM clients WHERE id = ?", (client.id,)).fetchone()
+            used = db.execute("SELECT records FROM usage WHERE client_id = ? AND day = ?", (client.id, day)).fetchone()
+        if not quota or quota[0] is None:
+            return None if quota else 0
+        return max(0, quota[0] - (used[0] if used else 0))
 
     def settle(self, client: Client, day: str, reserved: int, delivered: int) -> None:
         """End of a request: give back what was reserved but not delivered, count the request

@@ -47,7 +47,8 @@ def scrub(text: str | None) -> str | None:
 
 class AuditLog:
     """One JSON object per line per request, appended (O_APPEND, so several server processes
-    may share the file). ``path`` None keeps no log."""
+    may share the file); a new file is created readable by its owner only (0600: it names
+    clients and peers). ``path`` None keeps no log."""
 
     def __init__(self, path=None):
         self.path = path
@@ -56,7 +57,7 @@ class AuditLog:
         if path is not None:
             folder = os.path.dirname(os.path.abspath(path))
             os.makedirs(folder, exist_ok=True)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
 
     def write(self, *, client: str | None, method: str, path: str, status: int, records: int = 0,
               batches: int = 0, bytes_in: int = 0, bytes_out: int = 0, duration: float = 0.0,

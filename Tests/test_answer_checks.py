@@ -385,3 +385,24 @@ def test_the_portal_refuses_a_forged_answer_and_its_download_has_no_live_formula
     assert [row[0] for row in rows[1:]] == [*map(str, IDS[:10]), "'" + FORMULA, "'@SUM(A1)"]
     expected = [math.exp(v) for v in pipeline.predict(raw.drop(columns=["id"]))]
     assert max(abs(float(row[1]) - e) / e for row, e in zip(rows[1:], expected)) <= 1e-9
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda d: d.update({"format": d.pop("format"), "note": "x", **{k: d.pop(k) for k in list(d)}}),
+     "unknown field 'note' (the fields are codec, format, key_fingerprint, layout, model_fingerprint, outputs, "
+     "records, slots, version)"),
+    (lambda d: d.update(outputs=["Price", *["y" * 100] * 10_000]),
+     "field 'outputs' is longer than the 1,042 bytes it can need"),
+    (lambda d: d["codec"].update(feature_bits=[[[1]]]), "JSON nested too deeply (field 'codec' nests at most 1 level)"),
+])
+def test_an_answers_header_is_read_under_the_same_per_field_caps(work, change, message):
+    """The company writes the answer: the customer's reader gives each of its header fields
+    the cap the customer's own model sets, as the company's reader does for the request, and
+    refuses anything else as soon as it is read (exit 3, nothing written)."""
+    d = load()
+    change(d)
+    save(d)
+    before = snapshot(work)
+    r = CliRunner().invoke(decrypt_command, ["-o", "out.csv", WEAK])
+    assert (r.exit_code, r.output) == (3, f"Error: {ANSWER}: {message}\n")
+    assert snapshot(work) == before

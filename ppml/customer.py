@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 
 from . import files
-from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec, batch_ids, check_count
+from .documents import (Batch, EncryptedFeatures, EncryptedPredictions, ModelSpec, batch_ids, check_count,
+                        features_limits, predictions_limits)
 from .errors import AnswerMismatchError, EncodingRangeError, KeyMismatchError, PpmlError
 from .validation import shown
 from .paillier import Encryptor, PrivateKey, PublicKey, decrypt_packed, encrypt_packed
@@ -149,8 +150,9 @@ class SentRequest:
 
     ``source`` is a path or a binary stream (then ``name`` says what it is)."""
 
-    def __init__(self, source, limits: Limits = Limits(), name: str | None = None):
+    def __init__(self, source, limits: Limits | None = None, name: str | None = None):
         self.name = name or files.display_name(source)
+        limits = limits or features_limits(None)
         self._reader = DocumentReader(source, limits, self.name)
         try:
             self.doc = EncryptedFeatures.parse_header(self._reader.header, allow_weak=True)
@@ -228,13 +230,14 @@ def _plural(count: int, one: str, many: str | None = None) -> str:
     return f"{count} {one if count == 1 else many or one + 's'}"
 
 
-def check_answer_document(request: SentRequest, answer, name: str, limits: Limits = Limits()) -> int:
+def check_answer_document(request: SentRequest, answer, name: str, limits: Limits | None = None) -> int:
     """Read a whole predictions document (a path or a binary stream, called ``name`` in errors)
     and refuse it unless it answers ``request``: its key, model and packing, and, batch by
     batch, exactly the ids sent (every ciphertext validated too). Nothing is decrypted: this is
     the check of a customer without its private key at hand (``python -m ppml request``).
     Returns the record count."""
     reader = None
+    limits = limits or predictions_limits(None)
     try:
         reader = DocumentReader(answer, limits, name)
         key = request.doc.public_key

@@ -17,6 +17,8 @@ from .errors import CodecError, DocumentError, KeyMismatchError, PpmlError
 from .links import ClassLink, TargetLink, link_from_dict
 from .paillier.codec import FixedPointCodec
 from .paillier.keys import PublicKey
+from .paillier.proof import FOURTH_ROOT_ROUNDS, NTH_ROOT_ROUNDS
+from .streams import Field, Limits
 from .validation import check_header as _check_header, hex_int, shown
 
 MODEL_FORMAT = "ppml.model"
@@ -417,3 +419,47 @@ class EncryptedPredictions:
 
     def check_count(self, records, batches: int) -> None:
         check_count(records, batches, self.records)
+
+
+# ---------------------------------------------------------------------------------------------
+# What a stage document may make a reader hold
+# ---------------------------------------------------------------------------------------------
+#: The modulus proof's values: w, the n-th roots and the fourth roots (ppml.paillier.proof).
+PROOF_VALUES = 1 + NTH_ROOT_ROUNDS + FOURTH_ROOT_ROUNDS
+#: The largest key any reader of this toolkit parses (the key files' hex fields hold 8192 digits).
+LARGEST_KEY_BITS = 32768
+_SCALAR, _FINGERPRINT = Field(256, 0), Field(256, 0)
+
+
+def _names_field(names: list[str] | None) -> Field:
+    """A list of names: twice its JSON text (escapes) and room, or 1 MiB when not known."""
+    return Field(2 * len(json.dumps(names, ensure_ascii=True)) + 1024 if names is not None else 1 << 20, 1)
+
+
+def features_limits(features: list[str] | None, max_key_bits: int = LARGEST_KEY_BITS,
+                    batch_bytes: int | None = None) -> Limits:
+    """What a features document for a model with these feature names may make a reader hold:
+    each header field has a cap computed from the largest key accepted and the names (any other
+    field is refused); each batch one from the document's own key and slots."""
+    key_hex = -(-max_key_bits // 4)
+    fields = {
+        "format": _SCALAR, "version": _SCALAR, "key_fingerprint": _FINGERPRINT, "model_fingerprint": _FINGERPRINT,
+        # n, h_s (< n²), the modulus proof's values, and room for the other members.
+        "public_key": Field(4096 + 3 * key_hex + PROOF_VALUES * (key_hex + 4), 3),
+        "codec": Field(4096, 1), "slots": _SCALAR, "features": _names_field(features),
+        "records": _SCALAR, "layout": _SCALAR,
+    }
+    return Limits(header_bytes=sum(f.bytes for f in fields.values()), batch_bytes=batch_bytes, fields=fields,
+                  format=FEATURES_FORMAT)
+
+
+def predictions_limits(outputs: list[str] | None, batch_bytes: int | None = None) -> Limits:
+    """The same for a predictions document (an answer): its header holds no key, so only the
+    output names (``None``: not known to the reader) set a cap that varies."""
+    fields = {
+        "format": _SCALAR, "version": _SCALAR, "key_fingerprint": _FINGERPRINT, "model_fingerprint": _FINGERPRINT,
+        "codec": Field(4096, 1), "slots": _SCALAR, "outputs": _names_field(outputs), "records": _SCALAR,
+        "layout": _SCALAR,
+    }
+    return Limits(header_bytes=sum(f.bytes for f in fields.values()), batch_bytes=batch_bytes, fields=fields,
+                  format=PREDICTIONS_FORMAT)

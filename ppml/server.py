@@ -10,15 +10,15 @@ re-randomized with the server's own ``r^n`` (see :func:`ppml.paillier.scheme.sco
 from __future__ import annotations
 
 import itertools
-import json
 from collections.abc import Iterable, Iterator
 
-from .documents import FEATURES_FORMAT, Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters, check_count
+from . import documents
+from .documents import Batch, EncryptedFeatures, EncryptedPredictions, ModelParameters, check_count
 from .errors import DocumentError, KeyMismatchError, PpmlError
 from .paillier import score_packed
 from .paillier.keys import PublicKey
 from .parallel import Recipe, ordered_map
-from .streams import DocumentReader, Field, Limits, batch_bytes_for
+from .streams import DocumentReader, Limits, batch_bytes_for
 
 #: Largest customer key scored by default (``--max-key-bits``): one ``r^n`` grows with the cube
 #: of the key size, so a 16,384-bit key costs 70 times a 3,072-bit one per answer ciphertext.
@@ -27,8 +27,6 @@ DEFAULT_MAX_KEY_BITS = 4096
 ID_RANGE = (-2 ** 63, 2 ** 63 - 1)
 #: Longest string id, in characters.
 MAX_ID_CHARS = 256
-#: Modulus-proof values a public key carries (w, 8 n-th roots, 128 fourth roots; each below n).
-PROOF_VALUES = 137
 
 
 class Incompatible(DocumentError):
@@ -114,21 +112,10 @@ def score_stream(doc: EncryptedFeatures, batches: Iterable[Batch], params: Model
 
 def features_limits(params: ModelParameters, max_key_bits: int = DEFAULT_MAX_KEY_BITS,
                     batch_bytes: int | None = None) -> Limits:
-    """What a features document for this model may make a reader hold: each header field has
-    a cap computed from the largest key accepted and the model's feature names (any other field
-    is refused), each batch one from the document's own key and slots."""
-    key_hex = -(-max_key_bits // 4)
-    names = len(json.dumps(params.spec.features, ensure_ascii=True))
-    scalar, fingerprint = Field(256, 0), Field(256, 0)
-    fields = {
-        "format": scalar, "version": scalar, "key_fingerprint": fingerprint, "model_fingerprint": fingerprint,
-        # n, h_s (< n²), the modulus proof's values, and room for the other members.
-        "public_key": Field(4096 + 3 * key_hex + PROOF_VALUES * (key_hex + 4), 3),
-        "codec": Field(4096, 1), "slots": scalar, "features": Field(2 * names + 1024, 1),
-        "records": scalar, "layout": scalar,
-    }
-    return Limits(header_bytes=sum(f.bytes for f in fields.values()), batch_bytes=batch_bytes, fields=fields,
-                  format=FEATURES_FORMAT)
+    """What a features document for this model may make the server's reader hold
+    (:func:`ppml.documents.features_limits` for the model's feature names and the largest key
+    this server accepts)."""
+    return documents.features_limits(params.spec.features, max_key_bits, batch_bytes)
 
 
 def check_key_bits(header: dict, max_key_bits: int) -> None:

@@ -19,7 +19,8 @@ from pathlib import Path
 from collections.abc import Callable, Iterable, Sequence
 
 from . import customer, files, pools, server
-from .documents import EncryptedPredictions, ModelParameters, ModelSpec, check_count
+from .documents import (EncryptedPredictions, ModelParameters, ModelSpec, check_count, features_limits,
+                        predictions_limits)
 from .display import csv_field, prediction_text
 from .errors import OutputError, PpmlError
 from .records import CHUNK_BATCHES, iter_record_chunks, sample_records
@@ -256,9 +257,12 @@ def decrypt(answer, output, *, spec: ModelSpec, keys: CustomerKeys, request=None
     (:class:`ppml.customer.SentRequest`). Nothing is printed or written until the whole answer
     has been checked."""
     source = files.display_name(answer)
-    sent = customer.SentRequest(request, limits) if request is not None else None
+    sent = (customer.SentRequest(request, features_limits(spec.features, batch_bytes=limits.batch_bytes))
+            if request is not None else None)
     with watch.step("read"):
-        reader = DocumentReader(answer, limits)  # waits for the first line of a pipe
+        # Waits for the first line of a pipe. The company writes the answer: every header field
+        # has its cap, as the company's own reader gives the customer's documents.
+        reader = DocumentReader(answer, predictions_limits(spec.outputs, limits.batch_bytes))
     with watch.step("keys"):
         private = keys.private()
     try:

@@ -40,7 +40,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .. import artifacts, files, server, streams
-from ..documents import ModelParameters
+from ..documents import FEATURES_FORMAT, ModelParameters
 from ..errors import DocumentError, KeyMismatchError, PpmlError
 from .body import BodyTimeout, BodyTooLarge, ClientGone, RequestBody
 from .describe import API, openapi, schema_index
@@ -282,7 +282,7 @@ class Service:
         reader = await self._read(streams.DocumentReader, body, self.limits, body.name)
         header = reader.header
         server.check_key_bits(header, self.settings.max_key_bits)
-        if isinstance(header, dict) and header.get("format") == server.FEATURES_FORMAT:
+        if isinstance(header, dict) and header.get("format") == FEATURES_FORMAT:
             await self.keys.check(client.id, header.get("public_key"))
         return await self._read(lambda: server.ScoreSession(
             reader, self.params, allow_weak=self.settings.allow_weak_key, max_key_bits=self.settings.max_key_bits))

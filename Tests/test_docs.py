@@ -68,3 +68,13 @@ def test_ci_runs_the_floor_python_and_the_newest():
     assert f'low="$(find_python {floor} ' in ci and 'high="$(find_python 3.13 ' in ci
     assert 'run low "$low" installed' in ci and 'run high "$high" checkout' in ci
     assert f"Python {floor}+" in README.split("## ")[0]
+
+
+def test_every_test_the_readme_names_exists():
+    """The README backs its claims with tests named beside them: each name must be a test."""
+    sources = [f.read_text() for f in (ROOT / "Tests").glob("test_*.py")]
+    defined = {m for text in sources for m in re.findall(r"^def (test_\w+)", text, re.M)}
+    files = {f.stem for f in (ROOT / "Tests").glob("test_*.py")}
+    named = set(re.findall(r"`(?:Tests/)?(test_\w+)(?:\.py)?`", README)) | set(re.findall(r"\b(test_\w+)`", README))
+    assert named, "the README names no test"
+    assert not named - defined - files, f"the README names tests that do not exist: {sorted(named - defined - files)}"

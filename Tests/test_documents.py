@@ -184,3 +184,31 @@ def test_predictions_reader_checks_key_and_one_ciphertext_per_output(keypair, ot
         EncryptedPredictions.from_dict(_mutate(doc, ("batches", 0, "ciphertexts", 2), "zz"), public)
     with pytest.raises(DocumentError, match="field 'outputs' must be a non-empty list of distinct names"):
         EncryptedPredictions.from_dict(_mutate(doc, ("outputs",), []), public)
+
+
+@pytest.mark.parametrize("csv_id, message", [
+    ("", "a record id string must have 1 to 256 characters"),
+    ("x" * 257, "a record id string must have 1 to 256 characters"),
+])
+def test_the_customer_refuses_a_csv_id_the_company_would_refuse(csv_id, message):
+    """One id rule on both sides: an id the company's reader refuses (documents.id_problem) is
+    refused while the CSV is read, before anything is encrypted."""
+    import io
+
+    from ppml.errors import InputError
+    from ppml.records import iter_record_chunks
+
+    data = f"id,x\n7,1\n{csv_id},2\n".encode()
+    with pytest.raises(InputError) as e:
+        list(iter_record_chunks(io.BytesIO(data), "r.csv", None))
+    assert str(e.value) == f"r.csv: row 1, column 'id': {message}"
+
+
+def test_csv_ids_become_json_ids_as_the_protocol_says():
+    import io
+
+    from ppml.records import iter_record_chunks
+
+    data = b"id,x\n17,1\n017,2\nA-3,3\n-5,4\n0,5\n"
+    (_, ids), = iter_record_chunks(io.BytesIO(data), "r.csv", None)
+    assert ids == [17, "017", "A-3", "-5", 0]

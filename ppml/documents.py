@@ -323,6 +323,22 @@ class EncryptedFeatures:
         return {"ids": b.ids, "ciphertexts": [format_ciphertext(c) for c in b.ciphertexts]}
 
 
+#: Record ids are signed 64-bit integers or strings of 1 to MAX_ID_CHARS characters, unique
+#: within a document (docs/protocol.md, section 1).
+ID_RANGE = (-2 ** 63, 2 ** 63 - 1)
+MAX_ID_CHARS = 256
+
+
+def id_problem(rid) -> str | None:
+    """What is wrong with a record id (an int or a str), or None: the one rule the customer
+    applies to its CSV ids and the company to every document."""
+    if isinstance(rid, int) and not ID_RANGE[0] <= rid <= ID_RANGE[1]:
+        return f"record id {rid} is not a signed 64-bit integer"
+    if isinstance(rid, str) and not 0 < len(rid) <= MAX_ID_CHARS:
+        return f"a record id string must have 1 to {MAX_ID_CHARS} characters"
+    return None
+
+
 def batch_ids(b, i: int, slots: int) -> list:
     """The 1 to ``slots`` record ids of batch ``i`` of a stage document (its ciphertexts unread)."""
     if not isinstance(b, dict):

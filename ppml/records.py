@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 
 from . import files
+from .documents import id_problem
 from .errors import InputError
 
 #: The original project's example: the laptop a new user gets a price for without any input.
@@ -77,6 +78,10 @@ def iter_record_chunks(path_or_buffer, source: str, chunk_records: int | None) -
                 break
             if "id" in frame.columns:
                 ids = [_id_value(v) for v in frame["id"]]
+                for row, rid in enumerate(ids, offset):
+                    problem = id_problem(rid)
+                    if problem:
+                        raise InputError(f"row {row}, column 'id': {problem}", source)
                 before = len(seen_ids)
                 seen_ids.update(ids)  # linear: each id is hashed once, whatever the chunking
                 if len(seen_ids) != before + len(ids):

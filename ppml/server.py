@@ -23,10 +23,6 @@ from .streams import DocumentReader, Limits, batch_bytes_for
 #: Largest customer key scored by default (``--max-key-bits``): one ``r^n`` grows with the cube
 #: of the key size, so a 16,384-bit key costs 70 times a 3,072-bit one per answer ciphertext.
 DEFAULT_MAX_KEY_BITS = 4096
-#: Largest record id integer: ids are signed 64-bit integers or non-empty strings.
-ID_RANGE = (-2 ** 63, 2 ** 63 - 1)
-#: Longest string id, in characters.
-MAX_ID_CHARS = 256
 
 
 class Incompatible(DocumentError):
@@ -182,11 +178,9 @@ class ScoreSession:
 
     def _check_ids(self, ids: list) -> None:
         for i in ids:
-            if isinstance(i, int) and not ID_RANGE[0] <= i <= ID_RANGE[1]:
-                raise DocumentError(f"batch {self.batches}: record id {i} is not a signed 64-bit integer")
-            if isinstance(i, str) and not 0 < len(i) <= MAX_ID_CHARS:
-                raise DocumentError(f"batch {self.batches}: a record id string must have 1 to {MAX_ID_CHARS} "
-                                    "characters")
+            problem = documents.id_problem(i)
+            if problem:
+                raise DocumentError(f"batch {self.batches}: {problem}")
             tag = hash((isinstance(i, str), i))  # a hash, not the id: bounded memory per record
             if tag in self._seen:
                 raise DocumentError(f"batch {self.batches}: record id {i!r:.40} appears twice in the document")

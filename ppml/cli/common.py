@@ -53,6 +53,16 @@ def reports_errors(f):
     return click.option("--debug", is_flag=True, help="Show a traceback on errors.")(wrapper)
 
 
+def max_key_bits_option(f):
+    """The largest customer key the company scores (``serve`` and ``ServerModelRun.py``)."""
+    from ..server import DEFAULT_MAX_KEY_BITS
+
+    return click.option("--max-key-bits", default=DEFAULT_MAX_KEY_BITS, show_default=True,
+                        type=click.IntRange(2048, 16384),
+                        help="Largest customer key scored, in bits (refused beyond, before any arithmetic): the "
+                             "work per answer grows with the cube of the key size.")(f)
+
+
 def weak_key_option(f):
     return click.option("--allow-weak-key", is_flag=True,
                         help="Accept keys under 2048 bits. For tests only: such keys are not secure.")(f)

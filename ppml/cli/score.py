@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
-from .common import (CommandWatch, limits, limits_option, quiet_option, reports_errors, run_stage, say,
-                     scheduler_option, verbose_option, wait_option, weak_key_option, workers_option)
+from .common import (CommandWatch, limits, limits_option, max_key_bits_option, quiet_option, reports_errors,
+                     run_stage, say, scheduler_option, verbose_option, wait_option, weak_key_option,
+                     workers_option)
 
 DEFAULT_INPUT = "Encrypted_Data/data.json"
 DEFAULT_OUTPUT = "Encrypted_Predicted_value/answer.json"
@@ -38,12 +39,13 @@ DEFAULT_PARAMS = "Encrypted_ModelParameters"
 @scheduler_option
 @wait_option
 @limits_option
+@max_key_bits_option
 @weak_key_option
 @verbose_option
 @quiet_option
 @reports_errors
 def score_command(encrypted, output, params_dir, model_dir, pools_dir, workers, scheduler, wait, max_batch_mb,
-                  allow_weak_key, verbose, quiet):
+                  max_key_bits, allow_weak_key, verbose, quiet):
     """Score encrypted features with the company's model, never seeing them.
 
     ENCRYPTED is an encrypted-features document (default Encrypted_Data/data.json), - for
@@ -66,8 +68,8 @@ def score_command(encrypted, output, params_dir, model_dir, pools_dir, workers, 
 
     def process(source, output):
         done = stages.score(source, output, params=params, workers=workers, scheduler=scheduler,
-                            allow_weak=allow_weak_key, limits=limits(max_batch_mb), protected=protected, watch=watch,
-                            pools_dir=pools_dir)
+                            allow_weak=allow_weak_key, max_key_bits=max_key_bits, limits=limits(max_batch_mb),
+                            protected=protected, watch=watch, pools_dir=pools_dir)
         watch.end()
         say(quiet, f"Scored {done.records} record(s) in {done.batches} batch(es) → "
                    f"{files.display_name(output) if output != '-' else '<stdout>'}")

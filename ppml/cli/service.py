@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..server import DEFAULT_MAX_KEY_BITS
-from .common import quiet_option, reports_errors, say, scheduler_option, weak_key_option, workers_option
+from .common import (max_key_bits_option, quiet_option, reports_errors, say, scheduler_option, weak_key_option,
+                     workers_option)
 
 
 def db_option(f):
@@ -48,9 +48,7 @@ Examples:
               help="Serve HTTPS with this certificate (PEM; with --tls-key).")
 @click.option("--tls-key", default=None, metavar="FILE", type=click.Path(dir_okay=False, exists=True),
               help="The certificate's private key (PEM).")
-@click.option("--max-key-bits", default=DEFAULT_MAX_KEY_BITS, show_default=True, type=click.IntRange(2048, 16384),
-              help="Largest customer key scored, in bits (400 beyond): the work per answer grows with the "
-                   "cube of the key size.")
+@max_key_bits_option
 @click.option("--max-connections", default=1000, show_default=True, type=click.IntRange(1, 1 << 20),
               help="Open connections at most (lowered to fit the file-descriptor limit); more get 503.")
 @click.option("--per-client", default=4, show_default=True, type=click.IntRange(1, 10_000),

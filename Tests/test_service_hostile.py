@@ -397,3 +397,62 @@ def test_request_warns_before_sending_a_token_over_plain_http(tmp_path):
     assert out.returncode == 1 and len(lines) == 2, out.stderr
     assert lines[0].startswith("Warning: sending the bearer token to 192.0.2.1 over plain http://")
     assert lines[1].startswith("Error: ")
+
+
+def _kill_workers(executor) -> None:
+    import os
+    import signal
+    import time
+
+    for pid in list(executor._processes):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while not executor._broken and time.monotonic() < deadline:  # the executor notices the death
+        time.sleep(0.05)
+
+
+def test_a_dead_scoring_process_is_replaced_and_costs_at_most_the_request_that_noticed(keypair):
+    """A scoring process killed from outside (the out-of-memory killer, a signal) breaks its
+    executor for good: the call that notices gets PoolRestarted (the service answers it 503
+    with Retry-After), the pool is replaced, and the next call is computed."""
+    import asyncio
+
+    from ppml.service.app import _refusal
+    from ppml.service.pool import PoolRestarted, ScoringPool
+
+    async def run():
+        pool = ScoringPool(1)
+        await pool.start()
+        try:
+            broken = pool._executor
+            _kill_workers(broken)
+            with pytest.raises(PoolRestarted) as e:
+                await pool.noise(keypair[0])
+            assert pool._executor is not broken
+            assert await pool.noise(keypair[0]) > 1
+            return e.value
+        finally:
+            await pool.close()
+
+    error = asyncio.run(run())
+    refused = _refusal(error)
+    assert (refused.status, refused.headers) == (503, {"Retry-After": "1"})
+    assert refused.message == ("a scoring process died (killed by a signal, or out of memory); the scoring pool "
+                               "was restarted: retry the request")
+
+
+def test_the_service_scores_again_after_its_scoring_process_dies(tmp_path, document):
+    """The same through the service: its idle precomputation or the next request notices the
+    dead process and replaces the pool; requests are scored again."""
+    import time
+
+    with Service(tmp_path) as s:
+        assert s.score(as_json(document)).status_code == 200
+        broken = s.service.pool._executor
+        _kill_workers(broken)
+        statuses = []
+        deadline = time.monotonic() + 60
+        while (not statuses or statuses[-1] != 200) and time.monotonic() < deadline:
+            statuses.append(s.score(as_json(document)).status_code)
+        assert statuses[-1] == 200 and set(statuses) <= {200, 503} and len(statuses) <= 2, statuses
+        assert s.service.pool._executor is not broken

@@ -47,7 +47,7 @@ from .describe import API, openapi, schema_index
 from .clients import ClientDB, seconds_until_tomorrow, today
 from .keys import KeyBudgetSpent, KeyChecks
 from .observe import AuditLog, Metrics, scrub
-from .pool import NoiseReserve, ScoringPool
+from .pool import NoiseReserve, PoolRestarted, ScoringPool
 
 #: Batches read, validated and charged before the answer starts: a document of up to this many
 #: batches is refused whole (400, 409, 429) or answered whole.
@@ -138,6 +138,8 @@ def _refusal(error: PpmlError) -> _Refused:
         return _Refused(429, error.message, {"Retry-After": str(error.retry_after)})
     if isinstance(error, (KeyMismatchError, server.Incompatible)):
         return _Refused(409, error.message)
+    if isinstance(error, PoolRestarted):
+        return _busy(error.message)
     return _Refused(400, error.message)
 
 

@@ -20,10 +20,17 @@ import multiprocessing as mp
 import signal
 from typing import Any
 
+from concurrent.futures.process import BrokenProcessPool
+
 from ..documents import Batch
-from ..errors import PpmlError
+from ..errors import PpmlError, WorkerError
 from ..paillier.scheme import server_noise
 from ..server import score_batch
+
+
+class PoolRestarted(WorkerError):
+    """The request lost its scoring process; the pool has been replaced (the service answers
+    503 with Retry-After, so the client's retry is scored)."""
 
 
 def _worker_init() -> None:
@@ -61,15 +68,17 @@ class ScoringPool:
                 raise PpmlError(f"cannot reach the Dask scheduler {self.scheduler}: {e}") from None
             self.workers = max(1, sum((await self._dask.nthreads()).values()))
             return
+        self._executor = self._new_executor()
+        # Start every worker now, so /healthz means ready and the first request pays nothing.
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers)))
+
+    def _new_executor(self) -> concurrent.futures.ProcessPoolExecutor:
         methods = mp.get_all_start_methods()
         context = mp.get_context("forkserver" if "forkserver" in methods else "spawn")
         if "forkserver" in methods:
             context.set_forkserver_preload(["ppml.server"])
-        self._executor = concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context,
-                                                                initializer=_worker_init)
-        # Start every worker now, so /healthz means ready and the first request pays nothing.
-        loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._executor, _ready) for _ in range(self.workers)))
+        return concurrent.futures.ProcessPoolExecutor(self.workers, mp_context=context, initializer=_worker_init)
 
     async def score(self, state: tuple, batch: Batch, noises: list | None = None) -> Batch:
         return await self._run(score_batch, state, batch, noises)
@@ -81,9 +90,19 @@ class ScoringPool:
     async def _run(self, fn, *args):
         if self._dask is not None:
             return await self._dask.submit(fn, *args, pure=False)
-        if self._executor is None:
+        executor = self._executor
+        if executor is None:
             raise RuntimeError("the scoring pool is not started")
-        return await asyncio.wrap_future(self._executor.submit(fn, *args))
+        try:
+            return await asyncio.wrap_future(executor.submit(fn, *args))
+        except BrokenProcessPool:
+            # A scoring process died (the out-of-memory killer, a signal): the executor is broken
+            # for good, so the first request to notice replaces it and later ones score again.
+            if self._executor is executor:
+                self._executor = self._new_executor()
+                asyncio.get_running_loop().run_in_executor(None, executor.shutdown)
+            raise PoolRestarted("a scoring process died (killed by a signal, or out of memory); the scoring "
+                                "pool was restarted: retry the request") from None
 
     async def close(self) -> None:
         if self._dask is not None:

@@ -143,10 +143,12 @@ def prove(p: int, q: int, h_s: int) -> ModulusProof:
         raise KeyProofError("the modulus proof needs two distinct primes p ≡ q ≡ 3 (mod 4)")
     if gmpy2.gcd(n, (p - 1) * (q - 1)) != 1:
         raise KeyProofError("gcd(n, φ(n)) ≠ 1: no modulus proof exists for this key")
-    q_inv = gmpy2.invert(q, p)
+    from .keys import crt as join  # the one CRT recombination (keys imports this module first)
+
+    p_inv_q = gmpy2.invert(p, q)
 
     def crt(a, b):  # the x mod n with x ≡ a (mod p), x ≡ b (mod q)
-        return b + ((a + p - b % p) * q_inv % p) * q
+        return join(a, b, p, q, p_inv_q)
 
     # n-th roots: z = ρ^(n⁻¹ mod φ(n)), by the CRT with n⁻¹ mod (p − 1) and mod (q − 1).
     d_p, d_q = gmpy2.invert(n, p - 1), gmpy2.invert(n, q - 1)

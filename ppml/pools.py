@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -114,10 +113,7 @@ class RandomnessPool:
     def _check(self, f) -> int:
         """Validate the open pool file (mode, header, key, length); returns its value count."""
         where = str(self.path)
-        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise KeyFileError(f"permissions {mode:04o} are too open: a randomness pool must be readable by "
-                               f"its owner only (chmod 600 {where})", where)
+        files.refuse_open_permissions(self.path, os.fstat(f.fileno()).st_mode, "a randomness pool", KeyFileError)
         line = f.readline(MAX_HEADER_BYTES)
         try:
             header = json.loads(line)
